@@ -1,0 +1,60 @@
+# edgehls: `make demo` compiles and simulates the bundled example; `make test` runs the suite.
+# Both install what they need: Debian packages via apt-get, Python packages into .venv.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+EDGEHLS := $(VENV)/bin/edgehls
+APT_PKGS := iverilog yosys verilator
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+PE ?= 8x8
+DEMO_DIR ?= build/demo
+
+.PHONY: all demo test test-full lint bench clean tools venv help
+
+help:
+	@echo "make demo       compile examples/digits_mlp at --pe $(PE) and simulate it in Icarus"
+	@echo "make test       the default test suite (representative RTL simulations)"
+	@echo "make test-full  every test, including slow RTL simulations"
+	@echo "make lint       ruff, and verilator --lint-only -Wall on hw/ and a generated design"
+	@echo "make bench      performance figures (cycles, utilization, compile and sim time)"
+	@echo "make clean      remove build outputs (keeps .venv)"
+
+tools:
+	@missing=""; for t in iverilog yosys verilator; do command -v $$t >/dev/null || missing=1; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing $(APT_PKGS) with apt-get"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(APT_PKGS) >/dev/null; \
+	fi
+
+$(VENV)/.stamp: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.stamp
+
+demo: tools venv
+	$(EDGEHLS) compile examples/digits_mlp/model.onnx --pe $(PE) \
+	  --calib examples/digits_mlp/data.npz --eval examples/digits_mlp/data.npz \
+	  --samples 20 -o $(DEMO_DIR) --force
+	$(EDGEHLS) simulate $(DEMO_DIR)
+
+test: tools venv
+	$(PY) -m pytest -q -n 2
+
+test-full: tools venv
+	$(PY) -m pytest -q -n 2 -m "slow or not slow"
+
+lint: tools venv
+	$(VENV)/bin/ruff check compiler tests sim examples bench
+	verilator --lint-only -Wall -Ihw hw/*.v --top-module edgehls_core
+	$(PY) -m edgehls.cli compile examples/digits_mlp/model.onnx --pe 4x4 -o build/lint --force -q
+	verilator --lint-only -Wall -f build/lint/filelist.f --top-module edgehls_top
+
+bench: tools venv
+	$(PY) bench/run.py
+
+clean:
+	rm -rf build sim_build results.xml .pytest_cache

@@ -1,0 +1,78 @@
+"""Codegen: render the model-specific Verilog, write the ROM images, copy the hw/ library, and
+write the filelist, the build Makefile and the synthesis script.
+
+Python precomputes a plain context; the templates in templates/ only loop and print. Output is
+deterministic: sorted, no timestamps, no absolute paths.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+from pathlib import Path
+
+import jinja2
+
+import edgehls
+from edgehls import ir
+from edgehls.romgen import HwParams, rom_images
+from edgehls.tiler import Schedule
+
+TOP = "edgehls_top"
+HW_FILES = ("pe.v", "systolic_array.v", "postproc.v", "skid_buffer.v", "fifo.v", "ram_sdp.v",
+            "rom.v", "rom_async.v", "column.v", "sequencer.v", "core.v")
+CORE_PARAMS = ("R", "C", "B", "AW", "WW", "ACC_W", "ADEPTH", "MDEPTH", "NT", "WDEPTH", "PDEPTH",
+               "MB", "SB", "IN_BITS", "IN_TW", "IN_M", "IN_K", "OUT_TW", "OUT_M", "OUT_N",
+               "OUT_BUF")
+
+
+def environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(importlib.resources.files("edgehls.templates"))),
+        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+        keep_trailing_newline=True, autoescape=False)
+
+
+def hw_source(name: str) -> str:
+    return importlib.resources.files("edgehls.hw").joinpath(name).read_text()
+
+
+def tdata_bits(bits: int) -> int:
+    return 8 * -(-bits // 8)
+
+
+def stream_params(g: ir.Graph, s: Schedule) -> dict[str, int]:
+    """The model's input/output stream geometry, as edgehls_core parameters."""
+    tin, tout = g.tensor(g.inputs[0]), g.tensor(g.outputs[0])
+    first, last = s.layers[0], s.layers[-1]
+    return {"IN_BITS": tin.q.bits, "IN_TW": tdata_bits(tin.q.bits), "IN_M": first.M,
+            "IN_K": first.K, "OUT_TW": tdata_bits(tout.q.bits), "OUT_M": last.M,
+            "OUT_N": last.N, "OUT_BUF": len(s.layers) % 2}
+
+
+def write(g: ir.Graph, s: Schedule, p: HwParams, out: Path, source: str) -> dict[str, list[str]]:
+    """Write rtl/, rom/, filelist.f, Makefile and synth/ into ``out``; return the file lists."""
+    env = environment()
+    sp = stream_params(g, s)
+    values = {**{k: getattr(p, k) for k in CORE_PARAMS if hasattr(p, k)}, **sp}
+    params = [(k, values[k]) for k in CORE_PARAMS] + [("SW", p.SW), ("PW", p.PW)]
+    rtl, rom = out / "rtl", out / "rom"
+    rtl.mkdir(parents=True, exist_ok=True)
+    rom.mkdir(parents=True, exist_ok=True)
+    for name in HW_FILES:
+        (rtl / f"edgehls_{name}").write_text(hw_source(name))
+    top = env.get_template("top.v.j2").render(
+        version=edgehls.__version__, source=source, top=TOP, params=params,
+        core_params=[(k, v) for k, v in params if k in CORE_PARAMS],
+        in_tw=sp["IN_TW"], out_tw=sp["OUT_TW"], C=s.C, rom_dir="rom/")
+    (rtl / f"{TOP}.v").write_text(top)
+    roms = rom_images(g, s, p)
+    for name, text in sorted(roms.items()):
+        (rom / name).write_text(text)
+    files = {"rtl": [f"rtl/edgehls_{n}" for n in HW_FILES] + [f"rtl/{TOP}.v"],
+             "rom": [f"rom/{n}" for n in sorted(roms)]}
+    (out / "filelist.f").write_text("".join(f"{f}\n" for f in files["rtl"]))
+    ctx = {"version": edgehls.__version__, "source": source, "top": TOP, "rtl": files["rtl"]}
+    (out / "Makefile").write_text(env.get_template("Makefile.j2").render(**ctx))
+    (out / "synth").mkdir(exist_ok=True)
+    (out / "synth" / "yosys.ys").write_text(env.get_template("yosys.ys.j2").render(**ctx))
+    return files

@@ -1,0 +1,358 @@
+"""The IR's vocabulary: tensors, typed op values, nodes, and the Graph wrapper.
+
+This module owns the IR. Every other module reads and rewrites the network through ``Graph``;
+nothing else touches the underlying ``networkx.DiGraph``.
+
+- A *tensor* is an edge value: a name, a static shape and a dtype, plus, once quantized, its
+  fixed-point format (``QFormat``).
+- A *node* holds one frozen op value (a dataclass per op kind), the names of its activation
+  inputs and outputs, and the roles of its constant tensors (``{"weight": "fc1.weight"}``).
+- Constants (weights, biases, integer parameters) live in one table, ``Graph.consts``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import networkx as nx
+import numpy as np
+
+from edgehls.errors import PassError
+
+# --------------------------------------------------------------------------------------------
+# Tensors
+
+
+@dataclass(frozen=True)
+class QFormat:
+    """Fixed-point format of an integer tensor: value = integer * 2**-frac (pow2 scales)."""
+
+    bits: int
+    signed: bool
+    frac: int
+
+    @property
+    def lo(self) -> int:
+        return -(1 << (self.bits - 1)) if self.signed else 0
+
+    @property
+    def hi(self) -> int:
+        return (1 << (self.bits - 1)) - 1 if self.signed else (1 << self.bits) - 1
+
+    @property
+    def scale(self) -> float:
+        return float(2.0**-self.frac)
+
+    @property
+    def dtype(self) -> str:
+        return f"{'int' if self.signed else 'uint'}{self.bits}"
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """An activation tensor (an IR edge): static shape, element type, optional quant format."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+    q: QFormat | None = None
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+
+# --------------------------------------------------------------------------------------------
+# Ops: one frozen dataclass per kind. ``kind`` is the name printed by `edgehls inspect`.
+
+
+@dataclass(frozen=True)
+class Op:
+    kind: ClassVar[str] = "Op"
+
+    def describe(self) -> str:
+        fields = [f"{f.name}={getattr(self, f.name)}" for f in dataclasses.fields(self)]
+        return f"{self.kind}({', '.join(fields)})"
+
+
+@dataclass(frozen=True)
+class Input(Op):
+    """A graph input; produces one tensor and has no inputs."""
+
+    kind: ClassVar[str] = "Input"
+
+
+@dataclass(frozen=True)
+class Gemm(Op):
+    """ONNX Gemm: Y = alpha * A' @ B' + beta * C; consts 'B' and optional 'C'."""
+
+    kind: ClassVar[str] = "Gemm"
+    alpha: float = 1.0
+    beta: float = 1.0
+    trans_a: bool = False
+    trans_b: bool = False
+
+
+@dataclass(frozen=True)
+class MatMul(Op):
+    """ONNX MatMul of an activation by a constant 'B' ([K, N])."""
+
+    kind: ClassVar[str] = "MatMul"
+
+
+@dataclass(frozen=True)
+class Add(Op):
+    """ONNX Add of an activation and a constant 'B' (broadcast), e.g. a MatMul's bias."""
+
+    kind: ClassVar[str] = "Add"
+
+
+@dataclass(frozen=True)
+class Relu(Op):
+    kind: ClassVar[str] = "Relu"
+
+
+@dataclass(frozen=True)
+class Flatten(Op):
+    kind: ClassVar[str] = "Flatten"
+    axis: int = 1
+
+
+@dataclass(frozen=True)
+class Reshape(Op):
+    """Reshape to a static shape (the frontend resolves the target shape)."""
+
+    kind: ClassVar[str] = "Reshape"
+    shape: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Identity(Op):
+    """Identity, and Dropout in inference mode."""
+
+    kind: ClassVar[str] = "Identity"
+
+
+@dataclass(frozen=True)
+class Softmax(Op):
+    kind: ClassVar[str] = "Softmax"
+    axis: int = -1
+
+
+@dataclass(frozen=True)
+class Dense(Op):
+    """Y = act(X @ weight + bias), X [M, K], consts 'weight' [K, N] and 'bias' [N] (float).
+
+    The canonical compute layer every Gemm/MatMul(+Add)(+Relu) becomes.
+    """
+
+    kind: ClassVar[str] = "Dense"
+    relu: bool = False
+
+
+@dataclass(frozen=True)
+class QDense(Op):
+    """Integer Dense layer: the numerics contract of ``edgehls.numerics.dense``.
+
+    consts: 'weight' int [K, N] (wbits, symmetric), 'bias' int [N] at accumulator scale,
+    'mult' int [N] and 'shift' int [N] (requantization, per output channel). The input and
+    output tensors carry their QFormat; ``lo``/``hi`` are the output clamp (ReLU folded in).
+    """
+
+    kind: ClassVar[str] = "QDense"
+    relu: bool
+    wbits: int
+    acc_bits: int
+    lo: int
+    hi: int
+
+
+OPS: dict[str, type[Op]] = {
+    c.kind: c for c in (Input, Gemm, MatMul, Add, Relu, Flatten, Reshape, Identity, Softmax,
+                        Dense, QDense)
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Nodes and the graph
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    op: Op
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+    consts: tuple[tuple[str, str], ...] = ()  # (role, constant name), in a fixed order
+
+    def const_name(self, role: str) -> str | None:
+        return dict(self.consts).get(role)
+
+
+@dataclass
+class Graph:
+    """A DAG of ``Node``s over ``Tensor``s, with one constants table.
+
+    Node order is topological with insertion order as the tie-break, so iteration (and
+    everything generated from it) is deterministic.
+    """
+
+    name: str = "model"
+    tensors: dict[str, Tensor] = field(default_factory=dict)
+    consts: dict[str, np.ndarray] = field(default_factory=dict)
+    inputs: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # facts the report must state
+    _g: nx.DiGraph = field(default_factory=nx.DiGraph, repr=False)
+    _seq: int = 0
+
+    # -- tensors and constants ------------------------------------------------------------
+    def add_tensor(self, t: Tensor) -> Tensor:
+        self.tensors[t.name] = t
+        return t
+
+    def tensor(self, name: str) -> Tensor:
+        return self.tensors[name]
+
+    def set_tensor(self, name: str, **changes: Any) -> Tensor:
+        t = dataclasses.replace(self.tensors[name], **changes)
+        self.tensors[name] = t
+        return t
+
+    def add_const(self, name: str, value: np.ndarray) -> str:
+        arr = np.array(value, copy=True)
+        arr.setflags(write=False)
+        self.consts[name] = arr
+        return name
+
+    def const(self, node: Node, role: str) -> np.ndarray:
+        key = node.const_name(role)
+        if key is None:
+            raise PassError(f"node {node.name!r} ({node.op.kind}) has no constant {role!r}")
+        return self.consts[key]
+
+    # -- nodes ---------------------------------------------------------------------------
+    def add_node(self, node: Node) -> Node:
+        if node.name in self._g:
+            raise PassError(f"duplicate node name {node.name!r}")
+        self._g.add_node(node.name, node=node, seq=self._seq)
+        self._seq += 1
+        self._rewire(node)
+        return node
+
+    def replace_node(self, node: Node) -> Node:
+        """Replace the node of the same name (op, consts or wiring may change)."""
+        seq = self._g.nodes[node.name]["seq"]
+        self._g.remove_node(node.name)
+        self._g.add_node(node.name, node=node, seq=seq)
+        self._rewire(node)
+        for other in list(self._g.nodes):
+            if other != node.name:
+                self._rewire(self.node(other))
+        return node
+
+    def remove_node(self, name: str, forward: bool = False) -> None:
+        """Remove a node. With ``forward``, a one-in one-out node is bypassed: its consumers
+        (and the graph outputs) read its input tensor instead of its output."""
+        node = self.node(name)
+        if forward:
+            if len(node.inputs) != 1 or len(node.outputs) != 1:
+                raise PassError(f"cannot bypass {name!r}: it is not one-in, one-out")
+            src, dst = node.inputs[0], node.outputs[0]
+            for c in self.consumers(dst):
+                cn = self.node(c)
+                self._g.nodes[c]["node"] = dataclasses.replace(
+                    cn, inputs=tuple(src if i == dst else i for i in cn.inputs))
+            self.outputs = [src if o == dst else o for o in self.outputs]
+            self.tensors.pop(dst, None)
+        self._g.remove_node(name)
+        for other in list(self._g.nodes):
+            self._rewire(self.node(other))
+
+    def node(self, name: str) -> Node:
+        return self._g.nodes[name]["node"]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._g
+
+    def __iter__(self) -> Iterator[Node]:
+        return iter(self.nodes())
+
+    def nodes(self) -> list[Node]:
+        order = nx.lexicographical_topological_sort(
+            self._g, key=lambda n: self._g.nodes[n]["seq"])
+        return [self.node(n) for n in order]
+
+    def producer(self, tensor: str) -> Node | None:
+        for n in self._g.nodes:
+            node = self.node(n)
+            if tensor in node.outputs:
+                return node
+        return None
+
+    def consumers(self, tensor: str) -> list[str]:
+        return [n.name for n in self.nodes() if tensor in n.inputs]
+
+    def copy(self) -> Graph:
+        g = Graph(self.name, dict(self.tensors), dict(self.consts), list(self.inputs),
+                  list(self.outputs), list(self.notes))
+        g._g = self._g.copy()
+        g._seq = self._seq
+        return g
+
+    def _rewire(self, node: Node) -> None:
+        for (u, v) in list(self._g.in_edges(node.name)):
+            self._g.remove_edge(u, v)
+        for t in node.inputs:
+            p = self.producer(t)
+            if p is not None:
+                self._g.add_edge(p.name, node.name, tensor=t)
+
+    # -- checks --------------------------------------------------------------------------
+    def verify(self) -> None:
+        """Acyclic; every tensor a node reads is produced once; shapes and consts exist."""
+        if not nx.is_directed_acyclic_graph(self._g):
+            raise PassError("IR has a cycle")
+        produced: dict[str, str] = {}
+        for node in self.nodes():
+            for t in node.outputs:
+                if t in produced:
+                    raise PassError(f"tensor {t!r} produced by {produced[t]!r} and {node.name!r}")
+                produced[t] = node.name
+                if t not in self.tensors:
+                    raise PassError(f"tensor {t!r} of node {node.name!r} has no shape")
+            for _, c in node.consts:
+                if c not in self.consts:
+                    raise PassError(f"node {node.name!r} names missing constant {c!r}")
+        for node in self.nodes():
+            for t in node.inputs:
+                if t not in produced:
+                    raise PassError(f"node {node.name!r} reads {t!r}, which nothing produces")
+        for t in self.inputs + self.outputs:
+            if t not in produced:
+                raise PassError(f"graph input/output {t!r} is not produced by any node")
+
+    # -- printing ------------------------------------------------------------------------
+    def summary(self) -> str:
+        """The text `edgehls inspect` prints: one line per node, then totals."""
+        lines = [f"graph {self.name}"]
+        total = 0
+        for node in self.nodes():
+            params = sum(self.consts[c].size for _, c in node.consts)
+            total += params
+            ins = ", ".join(f"{t}{list(self.tensors[t].shape)}" for t in node.inputs)
+            outs = ", ".join(
+                f"{t}{list(self.tensors[t].shape)}"
+                + (f" {self.tensors[t].q.dtype} 2^-{self.tensors[t].q.frac}"
+                   if self.tensors[t].q else "")
+                for t in node.outputs)
+            lines.append(f"  {node.name:<24} {node.op.describe():<40} ({ins}) -> {outs}"
+                         + (f"  params={params}" if params else ""))
+        lines.append(f"inputs: {', '.join(self.inputs)}  outputs: {', '.join(self.outputs)}")
+        lines.append(f"nodes: {len(self._g)}  parameters: {total}")
+        for n in self.notes:
+            lines.append(f"note: {n}")
+        return "\n".join(lines)

@@ -1,0 +1,144 @@
+"""ROM images for the generated design: the schedule, the weight tiles and the per-column
+post-processing parameters, packed exactly as hw/sequencer.v and hw/column.v unpack them.
+
+``HwParams`` is the one place the hardware's widths are derived from a schedule; codegen passes
+them to the Verilog parameters of edgehls_core unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgehls import ir, numerics
+from edgehls.tiler import Schedule, dense_layers
+
+
+def clog2(n: int) -> int:
+    return numerics.clog2(n)
+
+
+@dataclass(frozen=True)
+class HwParams:
+    R: int
+    C: int
+    B: int
+    AW: int  # activation storage width: abits + 1, signed
+    WW: int
+    ACC_W: int
+    ADEPTH: int
+    MDEPTH: int
+    NT: int
+    WDEPTH: int
+    PDEPTH: int
+    MB: int = numerics.MULT_BITS
+    SB: int = numerics.SHIFT_BITS
+
+    @property
+    def WAW(self) -> int:
+        return max(1, clog2(self.WDEPTH))
+
+    @property
+    def MCW(self) -> int:
+        return clog2(self.MDEPTH + 1)
+
+    @property
+    def RCW(self) -> int:
+        return clog2(self.R + 1)
+
+    @property
+    def CCW(self) -> int:
+        return clog2(self.C + 1)
+
+    @property
+    def AAW(self) -> int:
+        return clog2(self.ADEPTH + 1)
+
+    @property
+    def BW(self) -> int:
+        return max(1, clog2(self.B))
+
+    @property
+    def PAW(self) -> int:
+        return max(1, clog2(self.PDEPTH))
+
+    @property
+    def SW(self) -> int:
+        return (self.WAW + self.MCW + self.RCW + self.CCW + 4 + 4 * self.AAW + 2 * self.BW
+                + self.PAW)
+
+    @property
+    def PW(self) -> int:
+        return self.ACC_W + self.MB + self.SB + 2 * self.AW
+
+
+def hw_params(g: ir.Graph, s: Schedule) -> HwParams:
+    layers = dense_layers(g)
+    abits = max(g.tensor(t).q.bits for t in g.tensors if g.tensor(t).q is not None)
+    return HwParams(
+        R=s.R, C=s.C, B=s.B, AW=abits + 1,
+        WW=max(n.op.wbits for n in layers), ACC_W=max(n.op.acc_bits for n in layers),
+        ADEPTH=s.adepth, MDEPTH=s.mdepth, NT=max(1, len(s.tiles)), WDEPTH=s.wdepth,
+        PDEPTH=s.pdepth)
+
+
+def pack(fields: list[tuple[int, int]]) -> int:
+    """Concatenate (value, width) pairs LSB first; values are taken two's complement."""
+    word, pos = 0, 0
+    for value, width in fields:
+        word |= (int(value) & ((1 << width) - 1)) << pos
+        pos += width
+    return word
+
+
+def hex_lines(words: list[int], width: int) -> str:
+    digits = max(1, -(-width // 4))
+    return "".join(f"{w:0{digits}x}\n" for w in words)
+
+
+def schedule_words(s: Schedule, p: HwParams) -> list[int]:
+    return [pack([(t.w_addr, p.WAW), (t.m, p.MCW), (t.k_rows, p.RCW), (t.n_cols, p.CCW),
+                  (t.clear, 1), (t.last, 1), (t.barrier, 1), (t.src, 1),
+                  (t.rd_base, p.AAW), (t.rd_stride, p.AAW), (t.rd_rot, p.BW),
+                  (t.wr_base, p.AAW), (t.wr_stride, p.AAW), (t.wr_rot, p.BW),
+                  (t.p_addr, p.PAW)]) for t in s.tiles]
+
+
+def weight_words(g: ir.Graph, s: Schedule, p: HwParams) -> list[int]:
+    """One word per tile row: column j's weight at bits [j*WW +: WW]; padding is zero."""
+    layers = dense_layers(g)
+    words: list[int] = []
+    for t in s.tiles:
+        w = g.const(layers[t.layer], "weight")
+        block = np.zeros((s.R, s.C), dtype=np.int64)
+        k0, n0 = t.kt * s.R, t.nt * s.C
+        block[:t.k_rows, :t.n_cols] = w[k0:k0 + t.k_rows, n0:n0 + t.n_cols]
+        words.extend(pack([(v, p.WW) for v in row]) for row in block)
+    return words or [0]
+
+
+def post_words(g: ir.Graph, s: Schedule, p: HwParams) -> list[list[int]]:
+    """Per column j, one word per (layer, column group): bias, mult, shift, lo, hi."""
+    cols: list[list[int]] = [[0] * p.PDEPTH for _ in range(s.C)]
+    for plan, node in zip(s.layers, dense_layers(g), strict=True):
+        bias, mult, shift = (g.const(node, k) for k in ("bias", "mult", "shift"))
+        for nt in range(plan.n_tiles):
+            for j in range(s.C):
+                n = nt * s.C + j
+                if n < plan.N:
+                    cols[j][plan.p_base + nt] = pack([
+                        (bias[n], p.ACC_W), (mult[n], p.MB), (shift[n], p.SB),
+                        (node.op.lo, p.AW), (node.op.hi, p.AW)])
+    return cols
+
+
+def rom_images(g: ir.Graph, s: Schedule, p: HwParams) -> dict[str, str]:
+    """File name (under rom/) -> $readmemh text."""
+    files = {
+        "schedule.hex": hex_lines(schedule_words(s, p) or [0], p.SW),
+        "weights.hex": hex_lines(weight_words(g, s, p), s.C * p.WW),
+    }
+    for j, words in enumerate(post_words(g, s, p)):
+        files[f"post_c{j}.hex"] = hex_lines(words, p.PW)
+    return files

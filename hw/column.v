@@ -1,0 +1,118 @@
+`timescale 1ns/1ps
+`default_nettype none
+// edgehls_column: the tail of one array column: accumulator bank, post-processing parameters
+// and the requantizer, producing one activation write per finished output.
+//
+// Parameters:
+//   J       this column's index (0..C-1)
+//   B       activation buffer banks
+//   AW      activation width (abits + 1, signed)
+//   ACC_W   accumulator width
+//   MDEPTH  accumulator depth (the largest M of any layer)
+//   MCW, AAW, BW, CCW, PAW  control field widths (see edgehls_sequencer)
+//   MB, SB  requantization multiplier and shift widths
+//   PW      post ROM word width: bias[ACC_W] mult[MB] shift[SB] lo[AW] hi[AW], LSB first
+//
+// Timing: the column's partial sum and its control word arrive together in cycle u. The
+// accumulator is read in u and written in u+1; on a tile's `last` pass the sum goes to the
+// requantizer in u+1 and its write request leaves in u+4 (edgehls_postproc LAT = 3).
+module edgehls_column #(
+    parameter integer J = 0,
+    parameter integer B = 4,
+    parameter integer AW = 9,
+    parameter integer ACC_W = 32,
+    parameter integer MDEPTH = 4,
+    parameter integer MCW = 3,
+    parameter integer AAW = 8,
+    parameter integer BW = 2,
+    parameter integer CCW = 3,
+    parameter integer PAW = 4,
+    parameter integer MB = 16,
+    parameter integer SB = 6,
+    parameter integer PW = ACC_W + MB + SB + 2 * AW,
+    parameter integer MAW = (MDEPTH > 1) ? $clog2(MDEPTH) : 1
+) (
+    input  wire             clk,
+    input  wire             rst_n,
+    input  wire [ACC_W-1:0] psum,
+    input  wire             c_valid,
+    input  wire             c_clear,
+    input  wire             c_last,
+    input  wire             c_wbuf,
+    input  wire [MCW-1:0]   c_m,
+    input  wire [AAW-1:0]   c_waddr,
+    input  wire [BW-1:0]    c_wrot,
+    input  wire [CCW-1:0]   c_ncols,
+    input  wire [PAW-1:0]   c_paddr,
+    output wire [PAW-1:0]   prom_addr,
+    input  wire [PW-1:0]    prom_data,
+    output wire             o_valid,
+    output wire             o_buf,
+    output wire [BW-1:0]    o_bank,
+    output wire [AAW-1:0]   o_addr,
+    output wire [AW-1:0]    o_data
+);
+    localparam integer TW = 1 + BW + AAW;
+
+    // which bank and word this column's element goes to: n = nt*C + J, bank = n mod B
+    wire [BW:0]  bank_sum = {1'b0, c_wrot} + J;
+    wire         carry = (bank_sum >= B);
+    wire [BW:0]  bank_full = carry ? bank_sum - B : bank_sum;
+    wire [BW-1:0] bank = bank_full[BW-1:0];
+    wire         en = (J < c_ncols);
+
+    reg              a_valid, a_clear, a_last, a_en;
+    reg  [MCW-1:0]   a_m;
+    reg  [ACC_W-1:0] a_psum;
+    reg  [TW-1:0]    a_tag;
+    wire [ACC_W-1:0] acc_q;
+
+    always @(posedge clk) begin
+        if (!rst_n) begin
+            a_valid <= 1'b0;
+        end else begin
+            a_valid <= c_valid;
+        end
+        a_clear <= c_clear;
+        a_last <= c_last;
+        a_en <= en;
+        a_m <= c_m;
+        a_psum <= psum;
+        a_tag <= {c_wbuf, bank, c_waddr + {{(AAW - 1){1'b0}}, carry}};
+    end
+
+    wire [ACC_W-1:0] sum = (a_clear ? {ACC_W{1'b0}} : acc_q) + a_psum;
+
+    edgehls_ram_sdp #(.W(ACC_W), .DEPTH(MDEPTH)) u_acc (
+        .clk(clk),
+        .we(a_valid && !a_last),
+        .waddr(a_m[MAW-1:0]),
+        .wdata(sum),
+        .raddr(c_m[MAW-1:0]),
+        .rdata(acc_q)
+    );
+
+    assign prom_addr = c_paddr;
+
+    wire [TW-1:0] out_tag;
+    edgehls_postproc #(.ACC_W(ACC_W), .OUT_W(AW), .MB(MB), .SB(SB), .TW(TW)) u_post (
+        .clk(clk),
+        .rst_n(rst_n),
+        .in_valid(a_valid && a_last && a_en),
+        .in_acc(sum),
+        .bias(prom_data[0 +: ACC_W]),
+        .mult(prom_data[ACC_W +: MB]),
+        .shift(prom_data[ACC_W + MB +: SB]),
+        .lo(prom_data[ACC_W + MB + SB +: AW]),
+        .hi(prom_data[ACC_W + MB + SB + AW +: AW]),
+        .in_tag(a_tag),
+        .out_valid(o_valid),
+        .out_data(o_data),
+        .out_tag(out_tag)
+    );
+
+    assign o_buf = out_tag[TW-1];
+    assign o_bank = out_tag[AAW +: BW];
+    assign o_addr = out_tag[0 +: AAW];
+endmodule
+`default_nettype wire

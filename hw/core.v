@@ -1,0 +1,430 @@
+`timescale 1ns/1ps
+`default_nettype none
+// edgehls_core: the accelerator engine, generic over models. One R x C weight-stationary
+// systolic array is time-shared by all layers; the sequencer walks a schedule ROM of weight
+// tiles; activations live in two ping-pong buffers of B = lcm(R, C) banks; every column has an
+// accumulator bank and a requantizer. The model-specific ROMs sit outside (the generated top).
+//
+// Parameters:
+//   R, C       array rows (dot-product direction K) and columns (output channels N)
+//   B          activation banks, lcm(R, C): R consecutive elements read and C consecutive
+//              elements written in one cycle never share a bank
+//   AW         activation width (abits + 1, signed); WW weight width; ACC_W accumulator width
+//   ADEPTH     words per activation bank; MDEPTH accumulator words per column
+//   NT         schedule entries; WDEPTH weight ROM words (C*WW bits); PDEPTH post ROM words
+//   MB, SB     requantization multiplier and shift widths
+//   IN_BITS    input element width; IN_TW its tdata width; IN_M x IN_K the input tensor
+//   OUT_TW     output tdata width; OUT_M x OUT_N the output tensor; OUT_BUF its buffer
+//
+// Protocol: `start` (one cycle) -> the core takes IN_M*IN_K elements from s_axis (NHWC order,
+// one element a beat) -> runs the schedule (`run_cycles` counts these cycles, deterministic) ->
+// sends OUT_M*OUT_N elements on m_axis (tlast on the final one) -> pulses `done`.
+// `busy` is high from `start` until `done`.
+module edgehls_core #(
+    parameter integer R = 4,
+    parameter integer C = 4,
+    parameter integer B = 4,
+    parameter integer AW = 9,
+    parameter integer WW = 8,
+    parameter integer ACC_W = 32,
+    parameter integer ADEPTH = 64,
+    parameter integer MDEPTH = 1,
+    parameter integer NT = 1,
+    parameter integer WDEPTH = 4,
+    parameter integer PDEPTH = 1,
+    parameter integer MB = 16,
+    parameter integer SB = 6,
+    parameter integer IN_BITS = 8,
+    parameter integer IN_TW = 8,
+    parameter integer IN_M = 1,
+    parameter integer IN_K = 4,
+    parameter integer OUT_TW = 8,
+    parameter integer OUT_M = 1,
+    parameter integer OUT_N = 4,
+    parameter integer OUT_BUF = 1,
+    parameter integer WAW = (WDEPTH > 1) ? $clog2(WDEPTH) : 1,
+    parameter integer MCW = $clog2(MDEPTH + 1),
+    parameter integer RCW = $clog2(R + 1),
+    parameter integer CCW = $clog2(C + 1),
+    parameter integer AAW = $clog2(ADEPTH + 1),
+    parameter integer BW = (B > 1) ? $clog2(B) : 1,
+    parameter integer PAW = (PDEPTH > 1) ? $clog2(PDEPTH) : 1,
+    parameter integer SW = WAW + MCW + RCW + CCW + 4 + 4 * AAW + 2 * BW + PAW,
+    parameter integer SAW = (NT > 1) ? $clog2(NT) : 1,
+    parameter integer PW = ACC_W + MB + SB + 2 * AW
+) (
+    input  wire                clk,
+    input  wire                rst_n,
+    input  wire                start,
+    output wire                busy,
+    output reg                 done,
+    output wire [31:0]         run_cycles,
+    input  wire [IN_TW-1:0]    s_axis_tdata,
+    input  wire                s_axis_tvalid,
+    output wire                s_axis_tready,
+    input  wire                s_axis_tlast,
+    output wire [OUT_TW-1:0]   m_axis_tdata,
+    output wire                m_axis_tvalid,
+    input  wire                m_axis_tready,
+    output wire                m_axis_tlast,
+    output wire [SAW-1:0]      sched_addr_ld,
+    input  wire [SW-1:0]       sched_ld,
+    output wire [SAW-1:0]      sched_addr_is,
+    input  wire [SW-1:0]       sched_is,
+    output wire [WAW-1:0]      wrom_addr,
+    input  wire [C*WW-1:0]     wrom_data,
+    output wire [C*PAW-1:0]    prom_addr,
+    input  wire [C*PW-1:0]     prom_data
+);
+    localparam [1:0] S_IDLE = 2'd0, S_LOAD = 2'd1, S_RUN = 2'd2, S_STORE = 2'd3;
+    localparam integer ABW = (ADEPTH > 1) ? $clog2(ADEPTH) : 1;
+    localparam integer IN_W = (IN_K + B - 1) / B;
+    localparam integer OUT_W = (OUT_N + B - 1) / B;
+    localparam integer RW = (R > 1) ? $clog2(R) : 1;
+    localparam integer CTW = 4 + MCW + AAW + BW + CCW + PAW;  // control word to the columns
+    localparam integer CHAIN = R + C + 1;
+
+    reg [1:0] state;
+    assign busy = (state != S_IDLE);
+
+    // ---------------------------------------------------------------- input stream -> buffer 0
+    wire              in_valid;
+    wire [IN_TW-1:0]  in_data;
+    wire              in_ready = (state == S_LOAD);
+    wire              in_fire = in_valid && in_ready;
+    wire [AW-1:0]     in_elem = {{(AW - IN_BITS){in_data[IN_BITS-1]}}, in_data[IN_BITS-1:0]};
+    reg  [31:0]       in_k, in_count;
+    reg  [BW-1:0]     in_bank;
+    reg  [AAW-1:0]    in_word, in_rowbase;
+
+    edgehls_skid_buffer #(.W(IN_TW)) u_in_skid (
+        .clk(clk), .rst_n(rst_n),
+        .in_valid(s_axis_tvalid), .in_ready(s_axis_tready), .in_data(s_axis_tdata),
+        .out_valid(in_valid), .out_ready(in_ready), .out_data(in_data)
+    );
+
+    // ---------------------------------------------------------------- sequencer
+    reg              go;
+    wire             finished;
+    wire             w_load;
+    wire [RW-1:0]    w_row;
+    wire             st_valid, st_first, st_clear, st_last, st_src;
+    wire [MCW-1:0]   st_m;
+    wire [RCW-1:0]   st_k_rows;
+    wire [CCW-1:0]   st_n_cols;
+    wire [AAW-1:0]   st_rd_addr, st_wr_addr;
+    wire [BW-1:0]    st_rd_rot, st_wr_rot;
+    wire [PAW-1:0]   st_p_addr;
+
+    edgehls_sequencer #(
+        .R(R), .C(C), .NT(NT), .WAW(WAW), .MCW(MCW), .RCW(RCW), .CCW(CCW), .AAW(AAW),
+        .BW(BW), .PAW(PAW)
+    ) u_seq (
+        .clk(clk), .rst_n(rst_n), .go(go), .finished(finished), .cycles(run_cycles),
+        .sched_addr_ld(sched_addr_ld), .sched_ld(sched_ld),
+        .sched_addr_is(sched_addr_is), .sched_is(sched_is),
+        .wrom_addr(wrom_addr), .w_load(w_load), .w_row(w_row),
+        .st_valid(st_valid), .st_first(st_first), .st_clear(st_clear), .st_last(st_last),
+        .st_src(st_src), .st_m(st_m), .st_k_rows(st_k_rows), .st_n_cols(st_n_cols),
+        .st_rd_addr(st_rd_addr), .st_rd_rot(st_rd_rot), .st_wr_addr(st_wr_addr),
+        .st_wr_rot(st_wr_rot), .st_p_addr(st_p_addr)
+    );
+
+    // ---------------------------------------------------------------- output reader
+    reg  [31:0]     out_n, out_left;
+    reg  [BW-1:0]   out_bank, out_bank_d;
+    reg  [AAW-1:0]  out_word, out_rowbase;
+    reg             rd_req_d, rd_last_d;
+    wire [2:0]      fifo_count;
+    wire            rd_req = (state == S_STORE) && (out_left != 0)
+                             && ({1'b0, fifo_count} + {3'b0, rd_req_d} < 4'd4);
+    wire [AW-1:0]   out_elem;
+    wire            out_pop = m_axis_tvalid && m_axis_tready;
+
+    // ---------------------------------------------------------------- activation buffers
+    wire [AW-1:0] rd_a [0:B-1];
+    wire [AW-1:0] rd_b [0:B-1];
+    wire          col_valid [0:C-1];
+    wire          col_buf [0:C-1];
+    wire [BW-1:0] col_bank [0:C-1];
+    wire [AAW-1:0] col_addr [0:C-1];
+    wire [AW-1:0] col_data [0:C-1];
+
+    genvar gb, gx;
+    generate
+        for (gx = 0; gx < 2; gx = gx + 1) begin : g_buf
+            for (gb = 0; gb < B; gb = gb + 1) begin : g_bank
+                reg           we;
+                reg [AAW-1:0] wa;
+                reg [AW-1:0]  wd;
+                integer j;
+                always @* begin
+                    we = 1'b0;
+                    wa = in_word;
+                    wd = in_elem;
+                    if (gx == 0 && in_fire && in_bank == gb) we = 1'b1;
+                    for (j = 0; j < C; j = j + 1) begin
+                        if (col_valid[j] && col_buf[j] == gx && col_bank[j] == gb) begin
+                            we = 1'b1;
+                            wa = col_addr[j];
+                            wd = col_data[j];
+                        end
+                    end
+                end
+                wire [AAW-1:0] ra = (state == S_STORE) ? out_word
+                                  : st_rd_addr + ((gb < st_rd_rot) ? 1'b1 : 1'b0);
+                wire [AW-1:0] rd;
+                edgehls_ram_sdp #(.W(AW), .DEPTH(ADEPTH)) u_ram (
+                    .clk(clk), .we(we), .waddr(wa[ABW-1:0]), .wdata(wd),
+                    .raddr(ra[ABW-1:0]), .rdata(rd)
+                );
+                if (gx == 0) begin : g_a
+                    assign rd_a[gb] = rd;
+                end else begin : g_b
+                    assign rd_b[gb] = rd;
+                end
+            end
+        end
+    endgenerate
+
+    // ---------------------------------------------------------------- step -> array rows
+    reg            p1_valid, p1_first, p1_src;
+    reg [BW-1:0]   p1_rot;
+    reg [RCW-1:0]  p1_krows;
+    reg            xv_valid, xv_first;
+    reg [AW-1:0]   xv [0:R-1];
+
+    always @(posedge clk) begin
+        if (!rst_n) begin
+            p1_valid <= 1'b0;
+            xv_valid <= 1'b0;
+        end else begin
+            p1_valid <= st_valid;
+            xv_valid <= p1_valid;
+        end
+        p1_first <= st_first;
+        p1_src <= st_src;
+        p1_rot <= st_rd_rot;
+        p1_krows <= st_k_rows;
+        xv_first <= p1_first;
+    end
+
+    // row i takes bank (rot + i) mod B; rows past the tile's K edge get 0
+    genvar gi;
+    generate
+        for (gi = 0; gi < R; gi = gi + 1) begin : g_rot
+            wire [BW:0]   sel_sum = {1'b0, p1_rot} + gi;
+            wire [BW:0]   sel = (sel_sum >= B) ? sel_sum - B : sel_sum;
+            reg  [AW-1:0] pick;
+            integer b;
+            always @* begin
+                pick = {AW{1'b0}};
+                for (b = 0; b < B; b = b + 1)
+                    if (sel == b) pick = p1_src ? rd_b[b] : rd_a[b];
+            end
+            always @(posedge clk) xv[gi] <= (gi < p1_krows) ? pick : {AW{1'b0}};
+        end
+    endgenerate
+
+    // input skew: row i is delayed by i cycles
+    wire [R-1:0]    arr_valid, arr_first;
+    wire [R*AW-1:0] arr_data;
+    generate
+        for (gi = 0; gi < R; gi = gi + 1) begin : g_skew
+            if (gi == 0) begin : g_direct
+                assign arr_valid[0] = xv_valid;
+                assign arr_first[0] = xv_first;
+                assign arr_data[0 +: AW] = xv[0];
+            end else begin : g_delay
+                reg          v [0:gi-1];
+                reg          f [0:gi-1];
+                reg [AW-1:0] d [0:gi-1];
+                integer k;
+                always @(posedge clk) begin
+                    if (!rst_n) begin
+                        for (k = 0; k < gi; k = k + 1) v[k] <= 1'b0;
+                    end else begin
+                        v[0] <= xv_valid;
+                        for (k = 1; k < gi; k = k + 1) v[k] <= v[k-1];
+                    end
+                    f[0] <= xv_first;
+                    d[0] <= xv[gi];
+                    for (k = 1; k < gi; k = k + 1) begin
+                        f[k] <= f[k-1];
+                        d[k] <= d[k-1];
+                    end
+                end
+                assign arr_valid[gi] = v[gi-1];
+                assign arr_first[gi] = f[gi-1];
+                assign arr_data[gi*AW +: AW] = d[gi-1];
+            end
+        end
+    endgenerate
+
+    wire [C*ACC_W-1:0] psum;
+    edgehls_systolic_array #(.R(R), .C(C), .AW(AW), .WW(WW), .ACC_W(ACC_W)) u_array (
+        .clk(clk), .rst_n(rst_n),
+        .in_valid(arr_valid), .in_first(arr_first), .in_data(arr_data),
+        .w_load(w_load), .w_row(w_row), .w_data(wrom_data),
+        .out_psum(psum)
+    );
+
+    // ---------------------------------------------------------------- control to the columns
+    // The control word of a step reaches column j together with the step's partial sum:
+    // issue cycle t -> array row 0 at t+2 -> bottom of column j at t+2+R+j.
+    reg [CTW-1:0] chain [0:CHAIN-1];
+    reg           chain_v [0:CHAIN-1];
+    integer ci;
+    always @(posedge clk) begin
+        if (!rst_n) begin
+            for (ci = 0; ci < CHAIN; ci = ci + 1) chain_v[ci] <= 1'b0;
+        end else begin
+            chain_v[0] <= st_valid;
+            for (ci = 1; ci < CHAIN; ci = ci + 1) chain_v[ci] <= chain_v[ci-1];
+        end
+        chain[0] <= {st_clear, st_last, ~st_src, st_m, st_wr_addr, st_wr_rot, st_n_cols,
+                     st_p_addr};
+        for (ci = 1; ci < CHAIN; ci = ci + 1) chain[ci] <= chain[ci-1];
+    end
+
+    genvar gj;
+    generate
+        for (gj = 0; gj < C; gj = gj + 1) begin : g_col
+            wire [CTW-1:0] cw = chain[1 + R + gj];
+            edgehls_column #(
+                .J(gj), .B(B), .AW(AW), .ACC_W(ACC_W), .MDEPTH(MDEPTH), .MCW(MCW),
+                .AAW(AAW), .BW(BW), .CCW(CCW), .PAW(PAW), .MB(MB), .SB(SB), .PW(PW)
+            ) u_col (
+                .clk(clk), .rst_n(rst_n),
+                .psum(psum[gj*ACC_W +: ACC_W]),
+                .c_valid(chain_v[1 + R + gj]),
+                .c_clear(cw[CTW-2]),
+                .c_last(cw[CTW-3]),
+                .c_wbuf(cw[CTW-4]),
+                .c_m(cw[AAW + BW + CCW + PAW +: MCW]),
+                .c_waddr(cw[BW + CCW + PAW +: AAW]),
+                .c_wrot(cw[CCW + PAW +: BW]),
+                .c_ncols(cw[PAW +: CCW]),
+                .c_paddr(cw[0 +: PAW]),
+                .prom_addr(prom_addr[gj*PAW +: PAW]),
+                .prom_data(prom_data[gj*PW +: PW]),
+                .o_valid(col_valid[gj]),
+                .o_buf(col_buf[gj]),
+                .o_bank(col_bank[gj]),
+                .o_addr(col_addr[gj]),
+                .o_data(col_data[gj])
+            );
+        end
+    endgenerate
+
+    // ---------------------------------------------------------------- output stream
+    reg [AW-1:0] out_pick;
+    integer ob;
+    always @* begin
+        out_pick = {AW{1'b0}};
+        for (ob = 0; ob < B; ob = ob + 1)
+            if (out_bank_d == ob) out_pick = (OUT_BUF != 0) ? rd_b[ob] : rd_a[ob];
+    end
+    generate
+        if (OUT_TW >= AW) begin : g_out_ext
+            assign out_elem = out_pick;
+            wire [OUT_TW:0] ext = {{(OUT_TW - AW + 1){out_pick[AW-1]}}, out_pick};
+            assign m_axis_tdata = ext[OUT_TW-1:0];
+        end else begin : g_out_trunc
+            assign out_elem = out_pick;
+            assign m_axis_tdata = fifo_data[OUT_TW-1:0];
+        end
+    endgenerate
+    wire [AW:0] fifo_data;
+    wire [AW:0] fifo_head;
+    edgehls_fifo #(.W(AW + 1), .DEPTH(4)) u_out_fifo (
+        .clk(clk), .rst_n(rst_n),
+        .in_valid(rd_req_d), .in_data({rd_last_d, out_elem}),
+        .out_valid(m_axis_tvalid), .out_ready(m_axis_tready), .out_data(fifo_head),
+        .count(fifo_count)
+    );
+    assign fifo_data = fifo_head;
+    assign m_axis_tlast = fifo_head[AW];
+
+    // ---------------------------------------------------------------- control FSM
+    always @(posedge clk) begin
+        if (!rst_n) begin
+            state <= S_IDLE;
+            done <= 1'b0;
+            go <= 1'b0;
+            rd_req_d <= 1'b0;
+        end else begin
+            done <= 1'b0;
+            go <= 1'b0;
+            rd_req_d <= rd_req;
+            rd_last_d <= (out_left == 32'd1);
+            out_bank_d <= out_bank;
+            case (state)
+                S_IDLE: if (start) begin
+                    state <= S_LOAD;
+                    in_k <= 32'd0;
+                    in_count <= 32'd0;
+                    in_bank <= {BW{1'b0}};
+                    in_word <= {AAW{1'b0}};
+                    in_rowbase <= {AAW{1'b0}};
+                end
+                S_LOAD: if (in_fire) begin
+                    in_count <= in_count + 32'd1;
+                    if (in_k == IN_K - 1) begin
+                        in_k <= 32'd0;
+                        in_bank <= {BW{1'b0}};
+                        in_rowbase <= in_rowbase + IN_W;
+                        in_word <= in_rowbase + IN_W;
+                    end else begin
+                        in_k <= in_k + 32'd1;
+                        if (in_bank == B - 1) begin
+                            in_bank <= {BW{1'b0}};
+                            in_word <= in_word + 1'b1;
+                        end else begin
+                            in_bank <= in_bank + 1'b1;
+                        end
+                    end
+                    if (in_count == IN_M * IN_K - 1) begin
+                        state <= S_RUN;
+                        go <= 1'b1;
+                    end
+                end
+                S_RUN: if (finished) begin
+                    state <= S_STORE;
+                    out_n <= 32'd0;
+                    out_left <= OUT_M * OUT_N;
+                    out_bank <= {BW{1'b0}};
+                    out_word <= {AAW{1'b0}};
+                    out_rowbase <= {AAW{1'b0}};
+                end
+                S_STORE: begin
+                    if (rd_req) begin
+                        out_left <= out_left - 32'd1;
+                        if (out_n == OUT_N - 1) begin
+                            out_n <= 32'd0;
+                            out_bank <= {BW{1'b0}};
+                            out_rowbase <= out_rowbase + OUT_W;
+                            out_word <= out_rowbase + OUT_W;
+                        end else begin
+                            out_n <= out_n + 32'd1;
+                            if (out_bank == B - 1) begin
+                                out_bank <= {BW{1'b0}};
+                                out_word <= out_word + 1'b1;
+                            end else begin
+                                out_bank <= out_bank + 1'b1;
+                            end
+                        end
+                    end
+                    if (out_pop && m_axis_tlast) begin
+                        state <= S_IDLE;
+                        done <= 1'b1;
+                    end
+                end
+                default: state <= S_IDLE;
+            endcase
+        end
+    end
+
+    wire unused_ok = &{1'b0, s_axis_tlast, st_first, 1'b0};
+endmodule
+`default_nettype wire

@@ -1,0 +1,200 @@
+`timescale 1ns/1ps
+`default_nettype none
+// edgehls_sequencer: walks the schedule (one entry per weight tile) and drives the weight loader
+// and the activation step issue. Nothing in it is model specific: the schedule ROM is.
+//
+// Parameters:
+//   R, C  array rows and columns
+//   NT    number of schedule entries (tiles)
+//   SW    schedule entry width (the sum of the field widths below, packed LSB first:
+//         w_addr[WAW] m_count[MCW] k_rows[RCW] n_cols[CCW] clear last barrier src
+//         rd_base[AAW] rd_stride[AAW] rd_rot[BW] wr_base[AAW] wr_stride[AAW] wr_rot[BW]
+//         p_addr[PAW]); edgehls.tiler packs the same layout.
+//   WAW, MCW, RCW, CCW, AAW, BW, PAW  field widths
+//
+// Timing (edgehls.tiler.cycle_model computes the same recurrence; tests compare them):
+//   `go` starts the schedule; the cycle after it is run cycle 0.
+//   Tile i's weight load starts at run cycle L_i = max(L_{i-1} + R, D_{i-1} + 1 + C) (L_0 = 0):
+//   the weight ROM is addressed for rows 0..R-1 at cycles L_i .. L_i + R - 1.
+//   Tile i is decided at D_i = max(L_i, D_{i-1} + max(M_{i-1}, 2),
+//   barrier_i ? D_{i-1} + M_{i-1} + DRAIN - 1) and its steps m = 0..M_i-1 are issued at
+//   D_i + 1 + m. `finished` pulses and `cycles` holds D_last + M_last + DRAIN.
+module edgehls_sequencer #(
+    parameter integer R = 4,
+    parameter integer C = 4,
+    parameter integer NT = 1,
+    parameter integer WAW = 8,
+    parameter integer MCW = 8,
+    parameter integer RCW = 3,
+    parameter integer CCW = 3,
+    parameter integer AAW = 8,
+    parameter integer BW = 2,
+    parameter integer PAW = 4,
+    parameter integer SW = WAW + MCW + RCW + CCW + 4 + 4 * AAW + 2 * BW + PAW,
+    parameter integer SAW = (NT > 1) ? $clog2(NT) : 1,
+    parameter integer RW = (R > 1) ? $clog2(R) : 1
+) (
+    input  wire           clk,
+    input  wire           rst_n,
+    input  wire           go,
+    output reg            finished,
+    output reg  [31:0]    cycles,
+    // schedule ROM, two asynchronous read ports (loader and issuer)
+    output wire [SAW-1:0] sched_addr_ld,
+    input  wire [SW-1:0]  sched_ld,
+    output wire [SAW-1:0] sched_addr_is,
+    input  wire [SW-1:0]  sched_is,
+    // weight ROM read port and the array's shadow-weight write (one cycle after the read)
+    output wire [WAW-1:0] wrom_addr,
+    output reg            w_load,
+    output reg  [RW-1:0]  w_row,
+    // the step issued this cycle
+    output reg            st_valid,
+    output reg            st_first,
+    output reg            st_clear,
+    output reg            st_last,
+    output reg            st_src,
+    output reg  [MCW-1:0] st_m,
+    output reg  [RCW-1:0] st_k_rows,
+    output reg  [CCW-1:0] st_n_cols,
+    output reg  [AAW-1:0] st_rd_addr,
+    output reg  [BW-1:0]  st_rd_rot,
+    output reg  [AAW-1:0] st_wr_addr,
+    output reg  [BW-1:0]  st_wr_rot,
+    output reg  [PAW-1:0] st_p_addr
+);
+    localparam integer DRAIN = R + C + 6;
+    // field offsets, LSB first
+    localparam integer O_WADDR = 0;
+    localparam integer O_M = O_WADDR + WAW;
+    localparam integer O_KROWS = O_M + MCW;
+    localparam integer O_NCOLS = O_KROWS + RCW;
+    localparam integer O_CLEAR = O_NCOLS + CCW;
+    localparam integer O_LAST = O_CLEAR + 1;
+    localparam integer O_BARRIER = O_LAST + 1;
+    localparam integer O_SRC = O_BARRIER + 1;
+    localparam integer O_RDBASE = O_SRC + 1;
+    localparam integer O_RDSTRIDE = O_RDBASE + AAW;
+    localparam integer O_RDROT = O_RDSTRIDE + AAW;
+    localparam integer O_WRBASE = O_RDROT + BW;
+    localparam integer O_WRSTRIDE = O_WRBASE + AAW;
+    localparam integer O_WRROT = O_WRSTRIDE + AAW;
+    localparam integer O_PADDR = O_WRROT + BW;
+
+    reg         running;
+    reg  [31:0] cyc;
+    reg  [31:0] l_min_a, l_min_b, s_min, s_bar, end_at;
+    reg  [SAW:0] ld_idx, is_idx;
+    reg  [RW:0]  ld_rows_left;
+    reg  [WAW-1:0] ld_addr;
+    reg  [RW-1:0]  ld_row;
+    reg  [MCW-1:0] m_left;
+    reg  [AAW-1:0] rd_stride, wr_stride;
+
+    assign sched_addr_ld = (ld_idx < NT) ? ld_idx[SAW-1:0] : {SAW{1'b0}};
+    assign sched_addr_is = (is_idx < NT) ? is_idx[SAW-1:0] : {SAW{1'b0}};
+
+    wire [MCW-1:0] e_m = sched_is[O_M +: MCW];
+    wire           e_barrier = sched_is[O_BARRIER];
+    wire [31:0]    e_m32 = {{(32 - MCW){1'b0}}, e_m};
+    wire [31:0]    e_period = (e_m32 > 32'd2) ? e_m32 : 32'd2;
+
+    wire ld_start = running && (ld_idx < NT) && (cyc >= l_min_a) && (cyc >= l_min_b)
+                    && (is_idx == ld_idx);
+    wire is_start = running && (is_idx < NT)
+                    && ((ld_idx > is_idx) || (ld_start && (ld_idx == is_idx)))
+                    && (cyc >= s_min) && (!e_barrier || (cyc >= s_bar));
+
+    assign wrom_addr = ld_start ? sched_ld[O_WADDR +: WAW] : ld_addr;
+    wire rom_rd = ld_start || (ld_rows_left != 0);
+
+    always @(posedge clk) begin
+        if (!rst_n) begin
+            running <= 1'b0;
+            finished <= 1'b0;
+            w_load <= 1'b0;
+            st_valid <= 1'b0;
+            cycles <= 32'd0;
+        end else begin
+            finished <= 1'b0;
+            w_load <= rom_rd;
+            w_row <= ld_start ? {RW{1'b0}} : ld_row;
+            if (go) begin
+                running <= 1'b1;
+                st_valid <= 1'b0;
+            end else if (running) begin
+                // the step pipeline: continue the current tile
+                if (m_left != 0) begin
+                    st_valid <= 1'b1;
+                    st_first <= 1'b0;
+                    st_m <= st_m + 1'b1;
+                    st_rd_addr <= st_rd_addr + rd_stride;
+                    st_wr_addr <= st_wr_addr + wr_stride;
+                end else begin
+                    st_valid <= 1'b0;
+                end
+                if (is_start) begin
+                    st_valid <= 1'b1;
+                    st_first <= 1'b1;
+                    st_m <= {MCW{1'b0}};
+                    st_clear <= sched_is[O_CLEAR];
+                    st_last <= sched_is[O_LAST];
+                    st_src <= sched_is[O_SRC];
+                    st_k_rows <= sched_is[O_KROWS +: RCW];
+                    st_n_cols <= sched_is[O_NCOLS +: CCW];
+                    st_rd_addr <= sched_is[O_RDBASE +: AAW];
+                    st_rd_rot <= sched_is[O_RDROT +: BW];
+                    st_wr_addr <= sched_is[O_WRBASE +: AAW];
+                    st_wr_rot <= sched_is[O_WRROT +: BW];
+                    st_p_addr <= sched_is[O_PADDR +: PAW];
+                end
+                if (finished == 1'b0 && is_idx == NT && cyc == end_at) begin
+                    running <= 1'b0;
+                    finished <= 1'b1;
+                    cycles <= cyc + 32'd1;
+                end
+            end
+        end
+    end
+
+    // counters and constraint registers (datapath-free control)
+    always @(posedge clk) begin
+        if (!rst_n || go) begin
+            cyc <= 32'd0;
+            l_min_a <= 32'd0;
+            l_min_b <= 32'd0;
+            s_min <= 32'd0;
+            s_bar <= 32'd0;
+            end_at <= 32'd0;
+            ld_idx <= 0;
+            is_idx <= 0;
+            ld_rows_left <= 0;
+            m_left <= {MCW{1'b0}};
+        end else if (running) begin
+            cyc <= cyc + 32'd1;
+            if (ld_start) begin
+                ld_addr <= sched_ld[O_WADDR +: WAW] + 1'b1;
+                ld_row <= (R > 1) ? 1 : 0;
+                ld_rows_left <= R - 1;
+                ld_idx <= ld_idx + 1'b1;
+                l_min_a <= cyc + R;
+            end else if (ld_rows_left != 0) begin
+                ld_addr <= ld_addr + 1'b1;
+                ld_row <= ld_row + 1'b1;
+                ld_rows_left <= ld_rows_left - 1'b1;
+            end
+            if (m_left != 0) m_left <= m_left - 1'b1;
+            if (is_start) begin
+                is_idx <= is_idx + 1'b1;
+                m_left <= e_m - 1'b1;
+                rd_stride <= sched_is[O_RDSTRIDE +: AAW];
+                wr_stride <= sched_is[O_WRSTRIDE +: AAW];
+                s_min <= cyc + e_period;
+                s_bar <= cyc + e_m32 + DRAIN - 1;
+                l_min_b <= cyc + 1 + C;
+                end_at <= cyc + e_m32 + DRAIN - 1;
+            end
+        end
+    end
+endmodule
+`default_nettype wire
