@@ -1,0 +1,187 @@
+"""The `edgehls` command line: compile, simulate, inspect.
+
+Every error the user can cause prints one line, `error: ...`, and exits with status 2; a
+simulation that finds a mismatch exits with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import sys
+import time
+from pathlib import Path
+
+import edgehls
+from edgehls import frontend, pipeline
+from edgehls.errors import EdgeHLSError
+
+PE_RE = re.compile(r"^(\d+)x(\d+)$")
+MAX_PE = 64
+
+
+def pe_size(text: str) -> tuple[int, int]:
+    m = PE_RE.match(text.strip().lower())
+    if not m:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not ROWSxCOLS: write the array size like 16x16 or 8x4")
+    r, c = int(m.group(1)), int(m.group(2))
+    if not (1 <= r <= MAX_PE and 1 <= c <= MAX_PE):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: rows and columns must each be 1..{MAX_PE}")
+    return r, c
+
+
+def bits(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of bits") from None
+
+
+def positive(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        v = 0
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number >= 1")
+    return v
+
+
+def input_shape(text: str) -> tuple[str, tuple[int, ...]]:
+    name, sep, dims = text.partition("=")
+    try:
+        shape = tuple(int(d) for d in dims.split(","))
+    except ValueError:
+        shape = ()
+    if not sep or not name or not shape or min(shape) < 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not NAME=D0,D1,...: e.g. --input-shape input=1,64")
+    return name, shape
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="edgehls", description="Compile an ONNX network into Verilog for a systolic MAC "
+        "array, with a bit-exact golden model and a cocotb bench.")
+    p.add_argument("--version", action="version", version=f"edgehls {edgehls.__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="log every step")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    c = sub.add_parser("compile", help="compile MODEL.onnx into a design directory",
+                       description="Compile MODEL.onnx into DIR: rtl/, rom/, manifest.json, "
+                       "golden/, report.md, report.json, filelist.f, Makefile, synth/.")
+    c.add_argument("model", type=Path, help="the ONNX model")
+    c.add_argument("--pe", type=pe_size, required=True, metavar="RxC",
+                   help="systolic array rows x columns, e.g. 16x16")
+    c.add_argument("-o", "--output", type=Path, default=Path("build"), metavar="DIR",
+                   help="output directory (default: build/)")
+    c.add_argument("--wbits", type=bits, default=8, help="weight bits, 2..16 (default 8)")
+    c.add_argument("--abits", type=bits, default=8, help="activation bits, 2..16 (default 8)")
+    c.add_argument("--calib", type=Path, metavar="DATA.npz",
+                   help="calibration inputs: array x_calib (or x)")
+    c.add_argument("--eval", type=Path, metavar="DATA.npz",
+                   help="evaluation data: x_test and y_test (or x and y); reports accuracy")
+    c.add_argument("--samples", type=positive, default=8,
+                   help="golden samples written to golden/ (default 8)")
+    c.add_argument("--seed", type=int, default=0, help="seed for random inputs (default 0)")
+    c.add_argument("--input-shape", type=input_shape, action="append", metavar="NAME=D0,D1,..",
+                   help="fix a dynamic input shape (repeatable)")
+    c.add_argument("--force", action="store_true", help="overwrite a non-empty output DIR")
+    c.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+
+    s = sub.add_parser("simulate", help="simulate a compiled design in Icarus Verilog",
+                       description="Run the golden samples of DIR through the RTL in Icarus "
+                       "Verilog (cocotb bench, random valid gaps and back-pressure); write "
+                       "DIR/sim/result.json. Exit status 1 on any mismatch.")
+    s.add_argument("design", type=Path, metavar="DIR", help="a directory made by compile")
+    s.add_argument("--seed", type=int, default=1, help="seed of gaps/back-pressure")
+    s.add_argument("--samples", type=positive, help="simulate only the first N samples")
+    s.add_argument("--no-gaps", action="store_true", help="stream at full rate")
+    s.add_argument("--waves", action="store_true", help="dump waveforms")
+
+    i = sub.add_parser("inspect", help="print the IR after the frontend or a pass",
+                       description="Print the IR (nodes, ops, shapes, parameters) of MODEL.")
+    i.add_argument("model", type=Path)
+    i.add_argument("--after", default="quantize", metavar="PASS",
+                   help="frontend, canonicalize or quantize (default quantize)")
+    i.add_argument("--wbits", type=bits, default=8)
+    i.add_argument("--abits", type=bits, default=8)
+    i.add_argument("--calib", type=Path, metavar="DATA.npz")
+    i.add_argument("--input-shape", type=input_shape, action="append", metavar="NAME=D0,..")
+    return p
+
+
+def options(a: argparse.Namespace) -> pipeline.Options:
+    calib = pipeline.load_npz(a.calib, ("x_calib",))["x_calib"] if a.calib else None
+    ev = pipeline.load_npz(a.eval, ("x_test", "y_test")) if getattr(a, "eval", None) else {}
+    return pipeline.Options(
+        pe=getattr(a, "pe", (8, 8)), wbits=a.wbits, abits=a.abits,
+        samples=getattr(a, "samples", 8), seed=getattr(a, "seed", 0), calib=calib,
+        eval_x=ev.get("x_test"), eval_y=ev.get("y_test"),
+        input_shape=dict(a.input_shape) if a.input_shape else None)
+
+
+def cmd_compile(a: argparse.Namespace) -> int:
+    t0 = time.perf_counter()
+    rep = pipeline.compile_model(a.model, a.output, options(a), force=a.force)
+    if a.quiet:
+        return 0
+    t = rep["total"]
+    print(f"compiled {a.model} -> {a.output}/ in {time.perf_counter() - t0:.2f} s")
+    print(f"  {len(rep['layers'])} layers, {t['macs']} MACs, {t['tiles']} tiles on a "
+          f"{rep['pe'][0]}x{rep['pe'][1]} array; predicted {t['predicted_cycles']} cycles "
+          f"({t['utilization']:.1%} utilization)")
+    print(f"  weights: {t['weight_bits_raw']} bits float32 -> {t['weight_bits_stored']} bits "
+          f"in rom/ (w{rep['wbits']}/a{rep['abits']})")
+    if rep["accuracy"]:
+        acc = rep["accuracy"]
+        print(f"  accuracy on {acc['samples']} samples: float {acc['float']:.2%}, "
+              f"quantized {acc['quantized']:.2%} (top-1 agreement {acc['agreement']:.2%})")
+    for note in rep["notes"]:
+        print(f"  note: {note}")
+    return 0
+
+
+def cmd_simulate(a: argparse.Namespace) -> int:
+    from edgehls import simulate
+
+    t0 = time.perf_counter()
+    r = simulate.simulate(a.design, seed=a.seed, samples=a.samples,
+                          gaps=0.0 if a.no_gaps else 0.3, waves=a.waves)
+    for s in r["per_sample"]:
+        print(f"sample {s['sample']:3d}: {'PASS' if s['passed'] else 'FAIL'}  "
+              f"{s['cycles']} run cycles ({s['total_cycles']} with I/O)"
+              + (f", {s['mismatches']} mismatches" if s["mismatches"] else "")
+              + ("".join(f", {e}" for e in s["errors"])))
+    exact = r["samples"] - sum(1 for s in r["per_sample"] if s["mismatches"] or s["errors"])
+    print(f"RTL vs golden: {exact}/{r['samples']} bit-exact; cycles measured {r['cycles']}, "
+          f"predicted {r['predicted_cycles']} ({'match' if r['cycles_match'] else 'DIFFER'}); "
+          f"{time.perf_counter() - t0:.1f} s in Icarus")
+    print(f"wrote {a.design}/sim/result.json")
+    return 0 if r["passed"] else 1
+
+
+def cmd_inspect(a: argparse.Namespace) -> int:
+    opts = options(a)
+    g = frontend.load(a.model, opts.input_shape)
+    print(pipeline.run_passes(g, pipeline.passes(opts), after=a.after).summary())
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return {"compile": cmd_compile, "simulate": cmd_simulate,
+                "inspect": cmd_inspect}[a.command](a)
+    except EdgeHLSError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+`timescale 1ns/1ps
+`default_nettype none
+// edgehls_postproc: bias, requantization and saturation of one accumulator per cycle.
+//
+//   out = clip(((in_acc + bias) * mult + rnd) >>> shift, lo, hi),  rnd = shift ? 2**(shift-1) : 0
+//
+// bit for bit edgehls.numerics.requantize(acc + bias, mult, shift, lo, hi), clip being
+// min(max(y, lo), hi) as numpy's (so hi wins if lo > hi), for every input whose acc + bias fits
+// ACC_W bits. For shift > 0 the rounding is computed as h = prod >>> (shift-1), out = (h >>> 1)
+// + h[0], which equals (prod + 2**(shift-1)) >>> shift exactly (both are floor((h + 1) / 2)) and
+// needs no adder 2**SB bits wide: the sum stays within the ACC_W + MB + 1 product bits.
+//
+// Fixed latency LAT = 3: out_valid/out_data/out_tag during cycle t+3 belong to the inputs
+// presented during cycle t. No back-pressure: one result per cycle, every cycle.
+//   stage 1: s    = in_acc + bias             (mult, shift, lo, hi, tag, valid carried along)
+//   stage 2: prod = s * {1'b0, mult}          signed x unsigned, ACC_W + MB + 1 bits, exact
+//   stage 3: out  = saturate(round_shift(prod, shift), lo, hi)
+// bias, mult, shift, lo, hi and in_tag are sampled with in_acc, so they may change every cycle.
+// Reset (synchronous, active low) clears the valid pipeline only.
+//
+// Parameters:
+//   ACC_W accumulator and bias width (signed)
+//   OUT_W output width (signed); lo and hi use it too; OUT_W < ACC_W + MB + 1
+//   MB    multiplier width (unsigned)
+//   SB    shift width (unsigned, 0 .. 2**SB-1)
+//   TW    width of the tag carried alongside (e.g. channel or address), unchanged
+/* verilator lint_off DECLFILENAME */  // files are named after the block, modules edgehls_*
+module edgehls_postproc #(
+    parameter ACC_W = 32,
+    parameter OUT_W = 9,
+    parameter MB = 16,
+    parameter SB = 6,
+    parameter TW = 1
+) (
+    input  wire                    clk,
+    input  wire                    rst_n,
+    input  wire                    in_valid,
+    input  wire signed [ACC_W-1:0] in_acc,
+    input  wire signed [ACC_W-1:0] bias,
+    input  wire        [MB-1:0]    mult,
+    input  wire        [SB-1:0]    shift,
+    input  wire signed [OUT_W-1:0] lo,
+    input  wire signed [OUT_W-1:0] hi,
+    input  wire        [TW-1:0]    in_tag,
+    output wire                    out_valid,
+    output reg  signed [OUT_W-1:0] out_data,
+    output reg         [TW-1:0]    out_tag
+);
+    localparam LAT = 3;               // cycles from input to output (documentation for callers)
+    localparam PW = ACC_W + MB + 1;   // exact product width
+    localparam [SB-1:0] SH_ONE = 1;
+
+    // stage 1: bias
+    reg signed [ACC_W-1:0] s1;
+    reg        [MB-1:0]    mult1;
+    reg        [SB-1:0]    shift1;
+    reg signed [OUT_W-1:0] lo1, hi1;
+    reg        [TW-1:0]    tag1;
+
+    always @(posedge clk) begin
+        s1     <= in_acc + bias;
+        mult1  <= mult;
+        shift1 <= shift;
+        lo1    <= lo;
+        hi1    <= hi;
+        tag1   <= in_tag;
+    end
+
+    // stage 2: multiply (signed x unsigned, as signed with a zero sign bit on mult)
+    reg signed [PW-1:0]    prod2;
+    reg        [SB-1:0]    shift2;
+    reg signed [OUT_W-1:0] lo2, hi2;
+    reg        [TW-1:0]    tag2;
+    wire signed [MB:0]     mult1_s = {1'b0, mult1};
+
+    always @(posedge clk) begin
+        prod2  <= s1 * mult1_s;
+        shift2 <= shift1;
+        lo2    <= lo1;
+        hi2    <= hi1;
+        tag2   <= tag1;
+    end
+
+    // stage 3: round half up, arithmetic shift, saturate
+    wire signed [PW-1:0] half = prod2 >>> (shift2 - SH_ONE);  // floor(prod / 2**(shift-1))
+    wire signed [PW-1:0] rounded = (half >>> 1) + $signed({{(PW-1){1'b0}}, half[0]});
+    wire signed [PW-1:0] y = (shift2 == {SB{1'b0}}) ? prod2 : rounded;
+    wire signed [PW-1:0] lo_ext = {{(PW-OUT_W){lo2[OUT_W-1]}}, lo2};
+    wire signed [PW-1:0] hi_ext = {{(PW-OUT_W){hi2[OUT_W-1]}}, hi2};
+    wire                 sel_hi = (y > hi_ext) || (lo2 > hi2);
+    wire                 sel_lo = (y < lo_ext);
+
+    always @(posedge clk) begin
+        out_data <= sel_hi ? hi2 : (sel_lo ? lo2 : y[OUT_W-1:0]);
+        out_tag  <= tag2;
+    end
+
+    // valid pipeline, one bit a stage: the only reset registers
+    reg [LAT-1:0] valid_pipe;
+    always @(posedge clk) begin
+        if (!rst_n) valid_pipe <= {LAT{1'b0}};
+        else        valid_pipe <= {valid_pipe[LAT-2:0], in_valid};
+    end
+    assign out_valid = valid_pipe[LAT-1];
+endmodule
+`default_nettype wire
