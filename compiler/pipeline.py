@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,16 +66,33 @@ def run_passes(g: ir.Graph, pipeline: list[Pass], after: str | None = None) -> i
 
 
 def load_npz(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The numeric arrays ``keys`` of ``path`` (or their prefixes: x_calib -> x)."""
+    if not path.is_file():
+        raise DataError(f"cannot read {path}: no such file")
+    if not zipfile.is_zipfile(path):  # np.load would return a bare .npy array or try pickle
+        raise DataError(f"{path} is not an .npz archive: write it with numpy.savez")
     try:
         with np.load(path) as data:
             for group in (keys, tuple(k.split("_")[0] for k in keys)):
                 if all(k in data for k in group):
-                    return {k: np.asarray(data[g]) for k, g in zip(keys, group, strict=True)}
-            found = ", ".join(sorted(data.files))
-    except (OSError, ValueError) as e:
+                    arrays = {k: np.asarray(data[g]) for k, g in zip(keys, group, strict=True)}
+                    break
+            else:
+                arrays, found = None, ", ".join(sorted(data.files))
+    except (OSError, ValueError, zipfile.BadZipFile) as e:
         raise DataError(f"cannot read {path}: {e}") from e
+    if arrays is not None:
+        for k, a in arrays.items():
+            if not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
+                raise DataError(f"{path}: array {k} has dtype {a.dtype}; expected numbers")
+        return arrays
     raise DataError(f"{path} has arrays [{found}]; expected {' and '.join(keys)} "
                     f"(or {' and '.join(k.split('_')[0] for k in keys)})")
+
+
+#: every top-level entry compile writes into the output directory
+OUTPUTS = ("rtl", "rom", "golden", "sim", "synth", "manifest.json", "report.json", "report.md",
+           "filelist.f", "Makefile")
 
 
 def prepare_output(out: Path, force: bool) -> None:
@@ -83,8 +101,18 @@ def prepare_output(out: Path, force: bool) -> None:
     if out.exists() and any(out.iterdir()):
         if not force:
             raise OutputError(f"output directory {out} is not empty; pass --force to overwrite")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+        # --force replaces what compile writes and nothing else: `-o . --force` must not
+        # delete a user's other files
+        for name in OUTPUTS:
+            target = out / name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            elif target.exists() or target.is_symlink():
+                target.unlink()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"cannot create output directory {out}: {e.strerror}") from e
 
 
 def golden_samples(g: ir.Graph, opts: Options) -> np.ndarray:
@@ -95,6 +123,16 @@ def golden_samples(g: ir.Graph, opts: Options) -> np.ndarray:
             return data.astype(np.float32)
     rng = np.random.default_rng(opts.seed)
     return rng.uniform(-1.0, 1.0, size=(opts.samples, *shape)).astype(np.float32)
+
+
+def check_eval(opts: Options) -> None:
+    """Evaluation data needs one label per sample."""
+    if opts.eval_x is None or opts.eval_y is None:
+        return
+    n_x, n_y = len(np.atleast_1d(opts.eval_x)), np.asarray(opts.eval_y).size
+    if n_x != n_y:
+        raise DataError(f"evaluation data has {n_x} samples but {n_y} labels: y_test must "
+                        "hold one class index per sample")
 
 
 def compile_model(model: Path, out: Path, opts: Options, force: bool = False) -> dict:
@@ -110,6 +148,8 @@ def compile_model(model: Path, out: Path, opts: Options, force: bool = False) ->
     x = golden_samples(g, opts)
     x_q = golden.quantize_input(g, x)
     y_q = golden.run_int_samples(g, x_q)
+    check_eval(opts)
+    accuracy = report.accuracy(g_float, g, opts.eval_x, opts.eval_y)  # bad data: write nothing
     prepare_output(out, force)
     files = codegen.write(g, sched, hw, out, model.name)
     (out / "golden").mkdir()
@@ -117,7 +157,6 @@ def compile_model(model: Path, out: Path, opts: Options, force: bool = False) ->
                       ("outputs", golden.dequantize_output(g, y_q)),
                       ("outputs_float", golden.run_float_samples(g_canon, x))):
         np.save(out / "golden" / f"{name}.npy", arr)
-    accuracy = report.accuracy(g_float, g, opts.eval_x, opts.eval_y)
     rep = report.build(g, sched, hw, out, model.name, opts, accuracy)
     manifest = report.manifest(g, sched, hw, model.name, opts, files, len(x))
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")

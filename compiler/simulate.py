@@ -24,7 +24,10 @@ def check_design(design: Path) -> dict[str, Any]:
     if not manifest.is_file():
         raise OptionError(f"{design} is not an edgehls design directory (no manifest.json); "
                           "run `edgehls compile` first")
-    return json.loads(manifest.read_text())
+    try:
+        return json.loads(manifest.read_text())
+    except (OSError, ValueError) as e:
+        raise OptionError(f"{manifest} cannot be read ({e}); compile the design again") from e
 
 
 def simulate(design: Path, seed: int = 1, samples: int | None = None, gaps: float = 0.3,

@@ -325,18 +325,18 @@ module edgehls_core #(
         for (ob = 0; ob < B; ob = ob + 1)
             if (out_bank_d == ob) out_pick = (OUT_BUF != 0) ? rd_b[ob] : rd_a[ob];
     end
+    wire [AW:0] fifo_data;
+    wire [AW:0] fifo_head;
+    assign out_elem = out_pick;
+    // tdata is the FIFO head (what m_axis_tvalid qualifies), sign-extended or truncated
     generate
         if (OUT_TW >= AW) begin : g_out_ext
-            assign out_elem = out_pick;
-            wire [OUT_TW:0] ext = {{(OUT_TW - AW + 1){out_pick[AW-1]}}, out_pick};
+            wire [OUT_TW:0] ext = {{(OUT_TW - AW + 1){fifo_data[AW-1]}}, fifo_data[AW-1:0]};
             assign m_axis_tdata = ext[OUT_TW-1:0];
         end else begin : g_out_trunc
-            assign out_elem = out_pick;
             assign m_axis_tdata = fifo_data[OUT_TW-1:0];
         end
     endgenerate
-    wire [AW:0] fifo_data;
-    wire [AW:0] fifo_head;
     edgehls_fifo #(.W(AW + 1), .DEPTH(4)) u_out_fifo (
         .clk(clk), .rst_n(rst_n),
         .in_valid(rd_req_d), .in_data({rd_last_d, out_elem}),
