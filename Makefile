@@ -49,9 +49,9 @@ test-full: tools venv
 
 lint: tools venv
 	$(VENV)/bin/ruff check compiler tests sim examples bench
-	verilator --lint-only -Wall -Ihw hw/*.v --top-module edgehls_core
-	$(PY) -m edgehls.cli compile examples/digits_mlp/model.onnx --pe 4x4 -o build/lint --force -q
-	verilator --lint-only -Wall -f build/lint/filelist.f --top-module edgehls_top
+	verilator --lint-only -Wall hw/lint.vlt hw/*.v --top-module edgehls_core
+	$(EDGEHLS) compile examples/digits_mlp/model.onnx --pe 4x4 -o build/lint --force -q
+	$(MAKE) -C build/lint lint
 
 bench: tools venv
 	$(PY) bench/run.py

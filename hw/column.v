@@ -54,11 +54,15 @@ module edgehls_column #(
 );
     localparam integer TW = 1 + BW + AAW;
 
-    // which bank and word this column's element goes to: n = nt*C + J, bank = n mod B
-    wire [BW:0]  bank_sum = {1'b0, c_wrot} + J;
-    wire         carry = (bank_sum >= B);
-    wire [BW:0]  bank_full = carry ? bank_sum - B : bank_sum;
-    wire [BW-1:0] bank = bank_full[BW-1:0];
+    // which bank and word this column's element goes to: n = nt*C + J, bank = n mod B; the
+    // sum wrot + J < 2B, so one conditional subtraction (in BW-bit modular arithmetic) suffices
+    localparam [31:0]   J32 = J;
+    localparam [31:0]   B32 = B;
+    localparam [BW:0]   J_W = J32[BW:0];
+    localparam [BW:0]   B_W = B32[BW:0];
+    wire [BW:0]  bank_sum = {1'b0, c_wrot} + J_W;
+    wire         carry = (bank_sum >= B_W);
+    wire [BW-1:0] bank = bank_sum[BW-1:0] - (carry ? B_W[BW-1:0] : {BW{1'b0}});
     wire         en = (J < c_ncols);
 
     reg              a_valid, a_clear, a_last, a_en;

@@ -81,7 +81,15 @@ module edgehls_core #(
     localparam integer IN_W = (IN_K + B - 1) / B;
     localparam integer OUT_W = (OUT_N + B - 1) / B;
     localparam integer RW = (R > 1) ? $clog2(R) : 1;
-    localparam integer CTW = 4 + MCW + AAW + BW + CCW + PAW;  // control word to the columns
+    localparam integer CTW = 3 + MCW + AAW + BW + CCW + PAW;  // control word to the columns
+    localparam [31:0]    IN_W32 = IN_W;
+    localparam [31:0]    OUT_W32 = OUT_W;
+    localparam [31:0]    B32 = B;
+    localparam [31:0]    B_LAST32 = B - 1;
+    localparam [AAW-1:0] IN_W_A = IN_W32[AAW-1:0];
+    localparam [AAW-1:0] OUT_W_A = OUT_W32[AAW-1:0];
+    localparam [BW:0]    B_W = B32[BW:0];
+    localparam [BW-1:0]  B_LAST = B_LAST32[BW-1:0];
     localparam integer CHAIN = R + C + 1;
 
     reg [1:0] state;
@@ -154,7 +162,10 @@ module edgehls_core #(
     generate
         for (gx = 0; gx < 2; gx = gx + 1) begin : g_buf
             for (gb = 0; gb < B; gb = gb + 1) begin : g_bank
+                localparam [31:0] GB32 = gb;
                 reg           we;
+                // addresses carry AAW bits (a stride may equal ADEPTH); the RAM decodes ABW
+                /* verilator lint_off UNUSEDSIGNAL */
                 reg [AAW-1:0] wa;
                 reg [AW-1:0]  wd;
                 integer j;
@@ -162,17 +173,25 @@ module edgehls_core #(
                     we = 1'b0;
                     wa = in_word;
                     wd = in_elem;
-                    if (gx == 0 && in_fire && in_bank == gb) we = 1'b1;
+                    if (gx == 0 && in_fire && in_bank == GB32[BW-1:0]) we = 1'b1;
                     for (j = 0; j < C; j = j + 1) begin
-                        if (col_valid[j] && col_buf[j] == gx && col_bank[j] == gb) begin
+                        if (col_valid[j] && col_buf[j] == gx && col_bank[j] == GB32[BW-1:0]) begin
                             we = 1'b1;
                             wa = col_addr[j];
                             wd = col_data[j];
                         end
                     end
                 end
+                // bank gb holds the next word's element when it lies before the rotation
+                wire carry;
+                if (gb == (1 << BW) - 1) begin : g_top
+                    assign carry = 1'b0;  // rot < B <= 2^BW: no bank index lies past it
+                end else begin : g_cmp
+                    assign carry = (st_rd_rot > GB32[BW-1:0]);
+                end
                 wire [AAW-1:0] ra = (state == S_STORE) ? out_word
-                                  : st_rd_addr + ((gb < st_rd_rot) ? 1'b1 : 1'b0);
+                                  : st_rd_addr + {{(AAW - 1){1'b0}}, carry};
+                /* verilator lint_on UNUSEDSIGNAL */
                 wire [AW-1:0] rd;
                 edgehls_ram_sdp #(.W(AW), .DEPTH(ADEPTH)) u_ram (
                     .clk(clk), .we(we), .waddr(wa[ABW-1:0]), .wdata(wd),
@@ -213,14 +232,16 @@ module edgehls_core #(
     genvar gi;
     generate
         for (gi = 0; gi < R; gi = gi + 1) begin : g_rot
-            wire [BW:0]   sel_sum = {1'b0, p1_rot} + gi;
-            wire [BW:0]   sel = (sel_sum >= B) ? sel_sum - B : sel_sum;
+            localparam [31:0] I32 = gi;
+            localparam [BW:0] I_W = I32[BW:0];
+            wire [BW:0]   sel_sum = {1'b0, p1_rot} + I_W;
+            wire [BW-1:0] sel = sel_sum[BW-1:0] - ((sel_sum >= B_W) ? B_W[BW-1:0] : {BW{1'b0}});
             reg  [AW-1:0] pick;
             integer b;
             always @* begin
                 pick = {AW{1'b0}};
                 for (b = 0; b < B; b = b + 1)
-                    if (sel == b) pick = p1_src ? rd_b[b] : rd_a[b];
+                    if (sel == b[BW-1:0]) pick = p1_src ? rd_b[b] : rd_a[b];
             end
             always @(posedge clk) xv[gi] <= (gi < p1_krows) ? pick : {AW{1'b0}};
         end
@@ -298,9 +319,9 @@ module edgehls_core #(
                 .clk(clk), .rst_n(rst_n),
                 .psum(psum[gj*ACC_W +: ACC_W]),
                 .c_valid(chain_v[1 + R + gj]),
-                .c_clear(cw[CTW-2]),
-                .c_last(cw[CTW-3]),
-                .c_wbuf(cw[CTW-4]),
+                .c_clear(cw[CTW-1]),
+                .c_last(cw[CTW-2]),
+                .c_wbuf(cw[CTW-3]),
                 .c_m(cw[AAW + BW + CCW + PAW +: MCW]),
                 .c_waddr(cw[BW + CCW + PAW +: AAW]),
                 .c_wrot(cw[CCW + PAW +: BW]),
@@ -323,18 +344,23 @@ module edgehls_core #(
     always @* begin
         out_pick = {AW{1'b0}};
         for (ob = 0; ob < B; ob = ob + 1)
-            if (out_bank_d == ob) out_pick = (OUT_BUF != 0) ? rd_b[ob] : rd_a[ob];
+            if (out_bank_d == ob[BW-1:0]) out_pick = (OUT_BUF != 0) ? rd_b[ob] : rd_a[ob];
     end
-    wire [AW:0] fifo_data;
     wire [AW:0] fifo_head;
+    wire [AW-1:0] head = fifo_head[AW-1:0];
     assign out_elem = out_pick;
     // tdata is the FIFO head (what m_axis_tvalid qualifies), sign-extended or truncated
     generate
-        if (OUT_TW >= AW) begin : g_out_ext
-            wire [OUT_TW:0] ext = {{(OUT_TW - AW + 1){fifo_data[AW-1]}}, fifo_data[AW-1:0]};
-            assign m_axis_tdata = ext[OUT_TW-1:0];
+        if (OUT_TW > AW) begin : g_out_ext
+            assign m_axis_tdata = {{(OUT_TW - AW){head[AW-1]}}, head};
+        end else if (OUT_TW == AW) begin : g_out_same
+            assign m_axis_tdata = head;
         end else begin : g_out_trunc
-            assign m_axis_tdata = fifo_data[OUT_TW-1:0];
+            // the value fits OUT_TW bits (abits, signed or unsigned); the top bit is a copy
+            /* verilator lint_off UNUSEDSIGNAL */
+            wire [AW-1:0] unused_top = head;
+            /* verilator lint_on UNUSEDSIGNAL */
+            assign m_axis_tdata = head[OUT_TW-1:0];
         end
     endgenerate
     edgehls_fifo #(.W(AW + 1), .DEPTH(4)) u_out_fifo (
@@ -343,7 +369,6 @@ module edgehls_core #(
         .out_valid(m_axis_tvalid), .out_ready(m_axis_tready), .out_data(fifo_head),
         .count(fifo_count)
     );
-    assign fifo_data = fifo_head;
     assign m_axis_tlast = fifo_head[AW];
 
     // ---------------------------------------------------------------- control FSM
@@ -373,11 +398,11 @@ module edgehls_core #(
                     if (in_k == IN_K - 1) begin
                         in_k <= 32'd0;
                         in_bank <= {BW{1'b0}};
-                        in_rowbase <= in_rowbase + IN_W;
-                        in_word <= in_rowbase + IN_W;
+                        in_rowbase <= in_rowbase + IN_W_A;
+                        in_word <= in_rowbase + IN_W_A;
                     end else begin
                         in_k <= in_k + 32'd1;
-                        if (in_bank == B - 1) begin
+                        if (in_bank == B_LAST) begin
                             in_bank <= {BW{1'b0}};
                             in_word <= in_word + 1'b1;
                         end else begin
@@ -403,11 +428,11 @@ module edgehls_core #(
                         if (out_n == OUT_N - 1) begin
                             out_n <= 32'd0;
                             out_bank <= {BW{1'b0}};
-                            out_rowbase <= out_rowbase + OUT_W;
-                            out_word <= out_rowbase + OUT_W;
+                            out_rowbase <= out_rowbase + OUT_W_A;
+                            out_word <= out_rowbase + OUT_W_A;
                         end else begin
                             out_n <= out_n + 32'd1;
-                            if (out_bank == B - 1) begin
+                            if (out_bank == B_LAST) begin
                                 out_bank <= {BW{1'b0}};
                                 out_word <= out_word + 1'b1;
                             end else begin

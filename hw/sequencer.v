@@ -41,7 +41,10 @@ module edgehls_sequencer #(
     output reg  [31:0]    cycles,
     // schedule ROM, two asynchronous read ports (loader and issuer)
     output wire [SAW-1:0] sched_addr_ld,
+    // the loader reads only the w_addr field of its entry
+    /* verilator lint_off UNUSEDSIGNAL */
     input  wire [SW-1:0]  sched_ld,
+    /* verilator lint_on UNUSEDSIGNAL */
     output wire [SAW-1:0] sched_addr_is,
     input  wire [SW-1:0]  sched_is,
     // weight ROM read port and the array's shadow-weight write (one cycle after the read)
@@ -64,6 +67,9 @@ module edgehls_sequencer #(
     output reg  [PAW-1:0] st_p_addr
 );
     localparam integer DRAIN = R + C + 6;
+    localparam [31:0]  NT32 = NT;
+    localparam [31:0]  R1_32 = R - 1;
+    localparam [SAW:0] NT_I = NT32[SAW:0];
     // field offsets, LSB first
     localparam integer O_WADDR = 0;
     localparam integer O_M = O_WADDR + WAW;
@@ -91,17 +97,17 @@ module edgehls_sequencer #(
     reg  [MCW-1:0] m_left;
     reg  [AAW-1:0] rd_stride, wr_stride;
 
-    assign sched_addr_ld = (ld_idx < NT) ? ld_idx[SAW-1:0] : {SAW{1'b0}};
-    assign sched_addr_is = (is_idx < NT) ? is_idx[SAW-1:0] : {SAW{1'b0}};
+    assign sched_addr_ld = (ld_idx < NT_I) ? ld_idx[SAW-1:0] : {SAW{1'b0}};
+    assign sched_addr_is = (is_idx < NT_I) ? is_idx[SAW-1:0] : {SAW{1'b0}};
 
     wire [MCW-1:0] e_m = sched_is[O_M +: MCW];
     wire           e_barrier = sched_is[O_BARRIER];
     wire [31:0]    e_m32 = {{(32 - MCW){1'b0}}, e_m};
     wire [31:0]    e_period = (e_m32 > 32'd2) ? e_m32 : 32'd2;
 
-    wire ld_start = running && (ld_idx < NT) && (cyc >= l_min_a) && (cyc >= l_min_b)
+    wire ld_start = running && (ld_idx < NT_I) && (cyc >= l_min_a) && (cyc >= l_min_b)
                     && (is_idx == ld_idx);
-    wire is_start = running && (is_idx < NT)
+    wire is_start = running && (is_idx < NT_I)
                     && ((ld_idx > is_idx) || (ld_start && (ld_idx == is_idx)))
                     && (cyc >= s_min) && (!e_barrier || (cyc >= s_bar));
 
@@ -148,7 +154,7 @@ module edgehls_sequencer #(
                     st_wr_rot <= sched_is[O_WRROT +: BW];
                     st_p_addr <= sched_is[O_PADDR +: PAW];
                 end
-                if (finished == 1'b0 && is_idx == NT && cyc == end_at) begin
+                if (finished == 1'b0 && is_idx == NT_I && cyc == end_at) begin
                     running <= 1'b0;
                     finished <= 1'b1;
                     cycles <= cyc + 32'd1;
@@ -175,7 +181,7 @@ module edgehls_sequencer #(
             if (ld_start) begin
                 ld_addr <= sched_ld[O_WADDR +: WAW] + 1'b1;
                 ld_row <= (R > 1) ? 1 : 0;
-                ld_rows_left <= R - 1;
+                ld_rows_left <= R1_32[RW:0];
                 ld_idx <= ld_idx + 1'b1;
                 l_min_a <= cyc + R;
             end else if (ld_rows_left != 0) begin

@@ -34,3 +34,34 @@ def test_verilator_lint(top: str, files: list[str], params: dict, tmp_path: Path
            *(f"-G{k}={v}" for k, v in params.items()), *(str(HW / f) for f in files)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, f"{' '.join(cmd)}\n{proc.stdout}{proc.stderr}"
+
+
+DESIGNS = [((4, 4), 8, 8), ((3, 5), 4, 4), ((1, 1), 8, 16), ((16, 16), 16, 7)]
+
+
+@pytest.mark.skipif(shutil.which("verilator") is None,
+                    reason="verilator is not on PATH (apt install verilator, or `make tools`)")
+@pytest.mark.parametrize("pe,wbits,abits", DESIGNS,
+                         ids=[f"{r}x{c}-w{w}a{a}" for (r, c), w, a in DESIGNS])
+def test_generated_design_lints_clean(pe: tuple[int, int], wbits: int, abits: int,
+                                      tmp_path: Path) -> None:
+    """The whole generated design (core, sequencer, columns, ROMs) with no waiver at all."""
+    from edgehls import pipeline
+
+    model = Path(__file__).resolve().parents[2] / "examples/digits_mlp/model.onnx"
+    out = tmp_path / "design"
+    pipeline.compile_model(model, out, pipeline.Options(pe=pe, wbits=wbits, abits=abits,
+                                                        samples=1))
+    cmd = ["verilator", "--lint-only", "-Wall", "--Mdir", str(tmp_path / "obj"), "-f",
+           "filelist.f", "--top-module", "edgehls_top"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=out)
+    assert proc.returncode == 0, f"{' '.join(cmd)}\n{proc.stdout}{proc.stderr}"
+
+
+def test_hw_library_lints_clean_with_its_waivers(tmp_path: Path) -> None:
+    if shutil.which("verilator") is None:
+        pytest.skip("verilator is not on PATH")
+    cmd = ["verilator", "--lint-only", "-Wall", "--Mdir", str(tmp_path), str(HW / "lint.vlt"),
+           *sorted(str(p) for p in HW.glob("*.v")), "--top-module", "edgehls_core"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, f"{proc.stdout}{proc.stderr}"
