@@ -160,6 +160,8 @@ class QDense(Op):
     consts: 'weight' int [K, N] (wbits, symmetric), 'bias' int [N] at accumulator scale,
     'mult' int [N] and 'shift' int [N] (requantization, per output channel). The input and
     output tensors carry their QFormat; ``lo``/``hi`` are the output clamp (ReLU folded in).
+    With weight sharing, ``share_bits`` > 0 and const 'codebook' int [2**share_bits] holds the
+    shared values: every entry of 'weight' is one of them, and the weight ROM stores indices.
     """
 
     kind: ClassVar[str] = "QDense"
@@ -168,6 +170,7 @@ class QDense(Op):
     acc_bits: int
     lo: int
     hi: int
+    share_bits: int = 0
 
 
 OPS: dict[str, type[Op]] = {
@@ -346,7 +349,7 @@ class Graph:
             ins = ", ".join(f"{t}{list(self.tensors[t].shape)}" for t in node.inputs)
             outs = ", ".join(
                 f"{t}{list(self.tensors[t].shape)}"
-                + (f" {self.tensors[t].q.dtype} 2^-{self.tensors[t].q.frac}"
+                + (f" {self.tensors[t].q.dtype} scale 2^{-self.tensors[t].q.frac}"
                    if self.tensors[t].q else "")
                 for t in node.outputs)
             lines.append(f"  {node.name:<24} {node.op.describe():<40} ({ins}) -> {outs}"
