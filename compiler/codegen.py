@@ -19,10 +19,10 @@ from edgehls.tiler import Schedule
 
 TOP = "edgehls_top"
 HW_FILES = ("pe.v", "systolic_array.v", "postproc.v", "skid_buffer.v", "fifo.v", "ram_sdp.v",
-            "rom.v", "rom_async.v", "column.v", "sequencer.v", "core.v")
+            "rom.v", "rom_async.v", "codebook.v", "column.v", "sequencer.v", "core.v")
 CORE_PARAMS = ("R", "C", "B", "AW", "WW", "ACC_W", "ADEPTH", "MDEPTH", "NT", "WDEPTH", "PDEPTH",
                "MB", "SB", "IN_BITS", "IN_TW", "IN_M", "IN_K", "OUT_TW", "OUT_M", "OUT_N",
-               "OUT_BUF")
+               "OUT_BUF", "CSW")
 
 
 def environment() -> jinja2.Environment:
@@ -54,7 +54,10 @@ def write(g: ir.Graph, s: Schedule, p: HwParams, out: Path, source: str) -> dict
     env = environment()
     sp = stream_params(g, s)
     values = {**{k: getattr(p, k) for k in CORE_PARAMS if hasattr(p, k)}, **sp}
-    params = [(k, values[k]) for k in CORE_PARAMS] + [("SW", p.SW), ("PW", p.PW)]
+    params = [(k, values[k]) for k in CORE_PARAMS] + [
+        ("SW", p.SW), ("PW", p.PW), ("WROM_W", p.WROM_W)]
+    if p.SHARE:
+        params += [("NL", p.NL), ("SHARE", p.SHARE)]
     rtl, rom = out / "rtl", out / "rom"
     rtl.mkdir(parents=True, exist_ok=True)
     rom.mkdir(parents=True, exist_ok=True)
@@ -63,13 +66,14 @@ def write(g: ir.Graph, s: Schedule, p: HwParams, out: Path, source: str) -> dict
     top = env.get_template("top.v.j2").render(
         version=edgehls.__version__, source=source, top=TOP, params=params,
         core_params=[(k, v) for k, v in params if k in CORE_PARAMS],
-        in_tw=sp["IN_TW"], out_tw=sp["OUT_TW"], C=s.C, rom_dir="rom/")
+        in_tw=sp["IN_TW"], out_tw=sp["OUT_TW"], C=s.C, rom_dir="rom/", share=p.SHARE)
     (rtl / f"{TOP}.v").write_text(top)
     roms = rom_images(g, s, p)
-    for name, text in sorted(roms.items()):
+    for name, (text, _) in sorted(roms.items()):
         (rom / name).write_text(text)
     files = {"rtl": [f"rtl/edgehls_{n}" for n in HW_FILES] + [f"rtl/{TOP}.v"],
              "rom": [f"rom/{n}" for n in sorted(roms)]}
+
     (out / "filelist.f").write_text("".join(f"{f}\n" for f in files["rtl"]))
     ctx = {"version": edgehls.__version__, "source": source, "top": TOP, "rtl": files["rtl"]}
     (out / "Makefile").write_text(env.get_template("Makefile.j2").render(**ctx))

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgehls import ir, numerics
+from edgehls.errors import PassError
 from edgehls.tiler import Schedule, dense_layers
 
 
@@ -32,8 +33,19 @@ class HwParams:
     NT: int
     WDEPTH: int
     PDEPTH: int
+    NL: int = 1  # layers (codebook banks)
+    SHARE: int = 0  # weight-sharing index bits; 0: the weight ROM holds WW-bit weights
     MB: int = numerics.MULT_BITS
     SB: int = numerics.SHIFT_BITS
+
+    @property
+    def CSW(self) -> int:
+        return max(1, clog2(self.NL))
+
+    @property
+    def WROM_W(self) -> int:
+        """Weight ROM word width: C weights, or C codebook indices."""
+        return self.C * (self.SHARE or self.WW)
 
     @property
     def WAW(self) -> int:
@@ -66,7 +78,7 @@ class HwParams:
     @property
     def SW(self) -> int:
         return (self.WAW + self.MCW + self.RCW + self.CCW + 4 + 4 * self.AAW + 2 * self.BW
-                + self.PAW)
+                + self.PAW + self.CSW)
 
     @property
     def PW(self) -> int:
@@ -75,12 +87,16 @@ class HwParams:
 
 def hw_params(g: ir.Graph, s: Schedule) -> HwParams:
     layers = dense_layers(g)
+    shares = {n.op.share_bits for n in layers}
+    if len(shares) != 1:
+        raise PassError("weight sharing must use one index width for every layer (the weight "
+                        f"ROM has one word format); got {sorted(shares)}")
     abits = max(g.tensor(t).q.bits for t in g.tensors if g.tensor(t).q is not None)
     return HwParams(
         R=s.R, C=s.C, B=s.B, AW=abits + 1,
         WW=max(n.op.wbits for n in layers), ACC_W=max(n.op.acc_bits for n in layers),
         ADEPTH=s.adepth, MDEPTH=s.mdepth, NT=max(1, len(s.tiles)), WDEPTH=s.wdepth,
-        PDEPTH=s.pdepth)
+        PDEPTH=s.pdepth, NL=len(layers), SHARE=shares.pop())
 
 
 def pack(fields: list[tuple[int, int]]) -> int:
@@ -102,20 +118,45 @@ def schedule_words(s: Schedule, p: HwParams) -> list[int]:
                   (t.clear, 1), (t.last, 1), (t.barrier, 1), (t.src, 1),
                   (t.rd_base, p.AAW), (t.rd_stride, p.AAW), (t.rd_rot, p.BW),
                   (t.wr_base, p.AAW), (t.wr_stride, p.AAW), (t.wr_rot, p.BW),
-                  (t.p_addr, p.PAW)]) for t in s.tiles]
+                  (t.p_addr, p.PAW), (t.layer, p.CSW)]) for t in s.tiles]
 
 
 def weight_words(g: ir.Graph, s: Schedule, p: HwParams) -> list[int]:
-    """One word per tile row: column j's weight at bits [j*WW +: WW]; padding is zero."""
+    """One word per tile row: column j's weight (or codebook index) at bits [j*w +: w]."""
     layers = dense_layers(g)
     words: list[int] = []
     for t in s.tiles:
-        w = g.const(layers[t.layer], "weight")
+        node = layers[t.layer]
+        w = g.const(node, "weight")
         block = np.zeros((s.R, s.C), dtype=np.int64)
         k0, n0 = t.kt * s.R, t.nt * s.C
         block[:t.k_rows, :t.n_cols] = w[k0:k0 + t.k_rows, n0:n0 + t.n_cols]
-        words.extend(pack([(v, p.WW) for v in row]) for row in block)
+        if p.SHARE:
+            block = codebook_indices(g.const(node, "codebook"), block, node.name)
+            # padding decodes to codebook[0]; its rows meet zero activations, its columns are
+            # never written
+            block[t.k_rows:, :] = 0
+            block[:, t.n_cols:] = 0
+        width = p.SHARE or p.WW
+        words.extend(pack([(v, width) for v in row]) for row in block)
     return words or [0]
+
+
+def codebook_indices(codebook: np.ndarray, w: np.ndarray, name: str) -> np.ndarray:
+    """The index of each weight in the codebook (its first occurrence)."""
+    cb = np.asarray(codebook, dtype=np.int64)
+    match = w[..., None] == cb
+    if not match.any(axis=-1).all():
+        raise PassError(f"layer {name!r}: a weight is not in its codebook (run Share last)")
+    return match.argmax(axis=-1)
+
+
+def codebook_words(g: ir.Graph, p: HwParams) -> list[int]:
+    """Layer l's codebook at addresses l * 2**SHARE ... (the decoder concatenates {l, index})."""
+    words: list[int] = []
+    for node in dense_layers(g):
+        words.extend(pack([(v, p.WW)]) for v in g.const(node, "codebook"))
+    return words
 
 
 def post_words(g: ir.Graph, s: Schedule, p: HwParams) -> list[list[int]]:
@@ -133,12 +174,14 @@ def post_words(g: ir.Graph, s: Schedule, p: HwParams) -> list[list[int]]:
     return cols
 
 
-def rom_images(g: ir.Graph, s: Schedule, p: HwParams) -> dict[str, str]:
-    """File name (under rom/) -> $readmemh text."""
+def rom_images(g: ir.Graph, s: Schedule, p: HwParams) -> dict[str, tuple[str, int]]:
+    """File name (under rom/) -> ($readmemh text, word width in bits)."""
     files = {
-        "schedule.hex": hex_lines(schedule_words(s, p) or [0], p.SW),
-        "weights.hex": hex_lines(weight_words(g, s, p), s.C * p.WW),
+        "schedule.hex": (schedule_words(s, p) or [0], p.SW),
+        "weights.hex": (weight_words(g, s, p), p.WROM_W),
     }
+    if p.SHARE:
+        files["codebook.hex"] = (codebook_words(g, p), p.WW)
     for j, words in enumerate(post_words(g, s, p)):
-        files[f"post_c{j}.hex"] = hex_lines(words, p.PW)
-    return files
+        files[f"post_c{j}.hex"] = (words, p.PW)
+    return {name: (hex_lines(words, width), width) for name, (words, width) in files.items()}

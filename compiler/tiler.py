@@ -5,7 +5,8 @@ list.
 Activation layout (hw/core.v): a tensor [M, W] lives in one of two ping-pong buffers of
 B = lcm(R, C) banks; element (m, w) is in bank w mod B at word m * ceil(W / B) + w // B. Layer l
 reads buffer l mod 2 and writes the other. Tiles run output-column-group major (nt), K-tile
-minor (kt), so a column's accumulator bank holds M partial sums of one group at a time.
+minor (kt), so a column's accumulator bank holds M partial sums of one group at a time. An
+all-zero weight tile (pruned, or zero after quantization) is not scheduled at all.
 """
 
 from __future__ import annotations
@@ -118,16 +119,23 @@ def schedule(g: ir.Graph, r: int, c: int) -> Schedule:
         adepth = max(adepth, m * rd_stride, m * wr_stride)
         mdepth = max(mdepth, m)
         first = len(tiles)
+        w = g.const(node, "weight")
         for nt in range(nts):
-            for kt in range(kts):
+            cols = slice(nt * c, (nt + 1) * c)
+            # all-zero weight tiles are skipped: no ROM words, no cycles. A column group with
+            # no non-zero tile still needs one pass for its bias, so it keeps its first tile.
+            live = [kt for kt in range(kts) if w[kt * r:(kt + 1) * r, cols].any()] or [0]
+            for i, kt in enumerate(live):
                 tiles.append(Tile(
                     layer=li, kt=kt, nt=nt, m=m, k_rows=min(r, k - kt * r),
-                    n_cols=min(c, n - nt * c), w_addr=len(tiles) * r, clear=kt == 0,
-                    last=kt == kts - 1, barrier=li > 0 and nt == 0 and kt == 0, src=li % 2,
-                    rd_base=(kt * r) // b, rd_stride=rd_stride, rd_rot=(kt * r) % b,
-                    wr_base=(nt * c) // b, wr_stride=wr_stride, wr_rot=(nt * c) % b,
-                    p_addr=p_base + nt))
-        layers.append(LayerPlan(li, node.name, m, k, n, kts, nts, kts * nts, 0, first, p_base))
+                    n_cols=min(c, n - nt * c), w_addr=len(tiles) * r, clear=i == 0,
+                    last=i == len(live) - 1, barrier=li > 0 and len(tiles) == first,
+                    src=li % 2, rd_base=(kt * r) // b, rd_stride=rd_stride,
+                    rd_rot=(kt * r) % b, wr_base=(nt * c) // b, wr_stride=wr_stride,
+                    wr_rot=(nt * c) % b, p_addr=p_base + nt))
+        emitted = len(tiles) - first
+        layers.append(LayerPlan(li, node.name, m, k, n, kts, nts, kts * nts,
+                                kts * nts - emitted, first, p_base))
         p_base += nts
     sched = Schedule(r, c, b, layers, tiles, adepth, mdepth, max(1, p_base))
     sched.decide, sched.load, sched.total_cycles = cycle_model(tiles, r, c)

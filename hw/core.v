@@ -15,6 +15,7 @@
 //   MB, SB     requantization multiplier and shift widths
 //   IN_BITS    input element width; IN_TW its tdata width; IN_M x IN_K the input tensor
 //   OUT_TW     output tdata width; OUT_M x OUT_N the output tensor; OUT_BUF its buffer
+//   CSW        layer-select width (`w_layer` tells a codebook decoder which layer is loading)
 //
 // Protocol: `start` (one cycle) -> the core takes IN_M*IN_K elements from s_axis (NHWC order,
 // one element a beat) -> runs the schedule (`run_cycles` counts these cycles, deterministic) ->
@@ -49,7 +50,8 @@ module edgehls_core #(
     parameter integer AAW = $clog2(ADEPTH + 1),
     parameter integer BW = (B > 1) ? $clog2(B) : 1,
     parameter integer PAW = (PDEPTH > 1) ? $clog2(PDEPTH) : 1,
-    parameter integer SW = WAW + MCW + RCW + CCW + 4 + 4 * AAW + 2 * BW + PAW,
+    parameter integer CSW = 1,
+    parameter integer SW = WAW + MCW + RCW + CCW + 4 + 4 * AAW + 2 * BW + PAW + CSW,
     parameter integer SAW = (NT > 1) ? $clog2(NT) : 1,
     parameter integer PW = ACC_W + MB + SB + 2 * AW
 ) (
@@ -73,6 +75,7 @@ module edgehls_core #(
     input  wire [SW-1:0]       sched_is,
     output wire [WAW-1:0]      wrom_addr,
     input  wire [C*WW-1:0]     wrom_data,
+    output wire [CSW-1:0]      w_layer,
     output wire [C*PAW-1:0]    prom_addr,
     input  wire [C*PW-1:0]     prom_data
 );
@@ -126,12 +129,12 @@ module edgehls_core #(
 
     edgehls_sequencer #(
         .R(R), .C(C), .NT(NT), .WAW(WAW), .MCW(MCW), .RCW(RCW), .CCW(CCW), .AAW(AAW),
-        .BW(BW), .PAW(PAW)
+        .BW(BW), .PAW(PAW), .CSW(CSW)
     ) u_seq (
         .clk(clk), .rst_n(rst_n), .go(go), .finished(finished), .cycles(run_cycles),
         .sched_addr_ld(sched_addr_ld), .sched_ld(sched_ld),
         .sched_addr_is(sched_addr_is), .sched_is(sched_is),
-        .wrom_addr(wrom_addr), .w_load(w_load), .w_row(w_row),
+        .wrom_addr(wrom_addr), .w_load(w_load), .w_row(w_row), .w_layer(w_layer),
         .st_valid(st_valid), .st_first(st_first), .st_clear(st_clear), .st_last(st_last),
         .st_src(st_src), .st_m(st_m), .st_k_rows(st_k_rows), .st_n_cols(st_n_cols),
         .st_rd_addr(st_rd_addr), .st_rd_rot(st_rd_rot), .st_wr_addr(st_wr_addr),

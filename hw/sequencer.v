@@ -9,8 +9,8 @@
 //   SW    schedule entry width (the sum of the field widths below, packed LSB first:
 //         w_addr[WAW] m_count[MCW] k_rows[RCW] n_cols[CCW] clear last barrier src
 //         rd_base[AAW] rd_stride[AAW] rd_rot[BW] wr_base[AAW] wr_stride[AAW] wr_rot[BW]
-//         p_addr[PAW]); edgehls.tiler packs the same layout.
-//   WAW, MCW, RCW, CCW, AAW, BW, PAW  field widths
+//         p_addr[PAW] layer[CSW]); edgehls.romgen packs the same layout.
+//   WAW, MCW, RCW, CCW, AAW, BW, PAW, CSW  field widths
 //
 // Timing (edgehls.tiler.cycle_model computes the same recurrence; tests compare them):
 //   `go` starts the schedule; the cycle after it is run cycle 0.
@@ -30,7 +30,8 @@ module edgehls_sequencer #(
     parameter integer AAW = 8,
     parameter integer BW = 2,
     parameter integer PAW = 4,
-    parameter integer SW = WAW + MCW + RCW + CCW + 4 + 4 * AAW + 2 * BW + PAW,
+    parameter integer CSW = 1,
+    parameter integer SW = WAW + MCW + RCW + CCW + 4 + 4 * AAW + 2 * BW + PAW + CSW,
     parameter integer SAW = (NT > 1) ? $clog2(NT) : 1,
     parameter integer RW = (R > 1) ? $clog2(R) : 1
 ) (
@@ -41,7 +42,7 @@ module edgehls_sequencer #(
     output reg  [31:0]    cycles,
     // schedule ROM, two asynchronous read ports (loader and issuer)
     output wire [SAW-1:0] sched_addr_ld,
-    // the loader reads only the w_addr field of its entry
+    // the loader reads only the w_addr and layer fields of its entry
     /* verilator lint_off UNUSEDSIGNAL */
     input  wire [SW-1:0]  sched_ld,
     /* verilator lint_on UNUSEDSIGNAL */
@@ -51,6 +52,7 @@ module edgehls_sequencer #(
     output wire [WAW-1:0] wrom_addr,
     output reg            w_load,
     output reg  [RW-1:0]  w_row,
+    output reg  [CSW-1:0] w_layer,  // the loading tile's layer, aligned with w_load
     // the step issued this cycle
     output reg            st_valid,
     output reg            st_first,
@@ -86,6 +88,7 @@ module edgehls_sequencer #(
     localparam integer O_WRSTRIDE = O_WRBASE + AAW;
     localparam integer O_WRROT = O_WRSTRIDE + AAW;
     localparam integer O_PADDR = O_WRROT + BW;
+    localparam integer O_LAYER = O_PADDR + PAW;
 
     reg         running;
     reg  [31:0] cyc;
@@ -94,6 +97,7 @@ module edgehls_sequencer #(
     reg  [RW:0]  ld_rows_left;
     reg  [WAW-1:0] ld_addr;
     reg  [RW-1:0]  ld_row;
+    reg  [CSW-1:0] ld_layer;
     reg  [MCW-1:0] m_left;
     reg  [AAW-1:0] rd_stride, wr_stride;
 
@@ -125,6 +129,7 @@ module edgehls_sequencer #(
             finished <= 1'b0;
             w_load <= rom_rd;
             w_row <= ld_start ? {RW{1'b0}} : ld_row;
+            w_layer <= ld_start ? sched_ld[O_LAYER +: CSW] : ld_layer;
             if (go) begin
                 running <= 1'b1;
                 st_valid <= 1'b0;
@@ -181,6 +186,7 @@ module edgehls_sequencer #(
             if (ld_start) begin
                 ld_addr <= sched_ld[O_WADDR +: WAW] + 1'b1;
                 ld_row <= (R > 1) ? 1 : 0;
+                ld_layer <= sched_ld[O_LAYER +: CSW];
                 ld_rows_left <= R1_32[RW:0];
                 ld_idx <= ld_idx + 1'b1;
                 l_min_a <= cyc + R;

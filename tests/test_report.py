@@ -99,11 +99,13 @@ def test_markdown_states_accuracy_and_notes():
     rep = {"source": "m.onnx", "pe": [2, 2], "wbits": 8, "abits": 8, "generator": "edgehls x",
            "layers": [], "memory": {"activation_bits": 1},
            "total": {"macs": 0, "tiles": 0, "skipped_tiles": 0, "predicted_cycles": 0,
-                     "utilization": 0.0, "weight_bits_raw": 0, "weight_bits_stored": 0},
+                     "utilization": 0.0, "weight_bits_raw": 0, "weight_bits_quantized": 0,
+                     "weight_bits_pruned": 0, "weight_bits_stored": 0, "compression": 0.0,
+                     "weight_rom_bits": 0, "rom_bits": {"weights.hex": 0}},
            "accuracy": {"samples": 4, "float": 0.75, "quantized": 0.5, "agreement": 0.5},
            "notes": ["final Softmax dropped: outputs are logits"]}
     md = report.markdown(rep)
-    assert "Accuracy on 4 samples: float 75.00%, quantized 50.00%" in md
+    assert "Accuracy on 4 samples (top-1): float 75.00%, quantized 50.00%" in md
     assert "Note: final Softmax dropped: outputs are logits." in md
 
 

@@ -95,13 +95,14 @@ def test_hw_params_widths(case):
 
 def schedule_widths(p: romgen.HwParams) -> list[int]:
     # hw/sequencer.v: w_addr m_count k_rows n_cols clear last barrier src rd_base rd_stride
-    # rd_rot wr_base wr_stride wr_rot p_addr
+    # rd_rot wr_base wr_stride wr_rot p_addr layer
     return [p.WAW, p.MCW, p.RCW, p.CCW, 1, 1, 1, 1, p.AAW, p.AAW, p.BW, p.AAW, p.AAW, p.BW,
-            p.PAW]
+            p.PAW, p.CSW]
 
 
 SCHEDULE_FIELDS = ("w_addr", "m", "k_rows", "n_cols", "clear", "last", "barrier", "src",
-                   "rd_base", "rd_stride", "rd_rot", "wr_base", "wr_stride", "wr_rot", "p_addr")
+                   "rd_base", "rd_stride", "rd_rot", "wr_base", "wr_stride", "wr_rot", "p_addr",
+                   "layer")
 
 
 def test_schedule_words_round_trip(case):
@@ -157,15 +158,16 @@ def test_rom_images_names_and_line_widths(case):
               **{f"post_c{j}.hex": p.PW for j in range(s.C)}}
     depths = {"schedule.hex": len(s.tiles), "weights.hex": s.wdepth,
               **{f"post_c{j}.hex": s.pdepth for j in range(s.C)}}
-    for name, text in files.items():
+    for name, (text, width) in files.items():
+        assert width == widths[name], name
         lines = text.splitlines()
         assert text.endswith("\n")
         assert len(lines) == depths[name], name
         digits = -(-widths[name] // 4)
         assert all(len(line) == digits for line in lines), name
         assert all(int(line, 16) < 2 ** widths[name] for line in lines), name
-    assert [int(x, 16) for x in files["weights.hex"].split()] == romgen.weight_words(g, s, p)
-    assert [int(x, 16) for x in files["schedule.hex"].split()] == romgen.schedule_words(s, p)
+    assert [int(x, 16) for x in files["weights.hex"][0].split()] == romgen.weight_words(g, s, p)
+    assert [int(x, 16) for x in files["schedule.hex"][0].split()] == romgen.schedule_words(s, p)
 
 
 def test_graph_consts_are_integers(case):

@@ -8,6 +8,7 @@ import dataclasses
 import math
 from pathlib import Path
 
+import numpy as np
 import onnx
 import pytest
 from models import matmul_model, mlp, save
@@ -47,6 +48,16 @@ def layer_shapes(g: ir.Graph) -> list[tuple[int, int, int]]:
     return shapes
 
 
+def live_tiles(w: np.ndarray, r: int, c: int) -> list[tuple[int, int]]:
+    """(nt, kt) of the tiles the tiler must keep: non-zero ones, and kt=0 of an all-zero group."""
+    kts, nts = math.ceil(w.shape[0] / r), math.ceil(w.shape[1] / c)
+    out = []
+    for nt in range(nts):
+        live = [kt for kt in range(kts) if w[kt * r:(kt + 1) * r, nt * c:(nt + 1) * c].any()]
+        out += [(nt, kt) for kt in live or [0]]
+    return out
+
+
 def test_tile_counts_are_ceil_k_over_r_times_ceil_n_over_c(case):
     g, s = case
     shapes = layer_shapes(g)
@@ -54,25 +65,42 @@ def test_tile_counts_are_ceil_k_over_r_times_ceil_n_over_c(case):
     for p, (_, k, n) in zip(s.layers, shapes, strict=True):
         assert (p.k_tiles, p.n_tiles) == (math.ceil(k / s.R), math.ceil(n / s.C))
         assert p.tiles == p.k_tiles * p.n_tiles
-        assert sum(t.layer == p.index for t in s.tiles) == p.tiles
+        assert sum(t.layer == p.index for t in s.tiles) == p.tiles - p.skipped_tiles
         assert s.tiles[p.first_tile].layer == p.index
-        assert (s.tiles[p.first_tile].kt, s.tiles[p.first_tile].nt) == (0, 0)
-    assert len(s.tiles) == sum(p.tiles for p in s.layers)
+        assert s.tiles[p.first_tile].nt == 0
+    assert len(s.tiles) == sum(p.tiles - p.skipped_tiles for p in s.layers)
     assert s.B == math.lcm(s.R, s.C)
 
 
-def test_tiles_run_column_group_major_and_cover_every_weight_once(case):
+def test_tiles_run_column_group_major_and_skip_exactly_the_zero_tiles(case):
     g, s = case
-    for p in s.layers:
-        mine = [(t.nt, t.kt) for t in s.tiles if t.layer == p.index]
-        assert mine == [(nt, kt) for nt in range(p.n_tiles) for kt in range(p.k_tiles)]
     for p, node in zip(s.layers, tiler.dense_layers(g), strict=True):
-        covered = [[0] * p.N for _ in range(p.K)]
+        mine = [(t.nt, t.kt) for t in s.tiles if t.layer == p.index]
+        assert mine == live_tiles(g.const(node, "weight"), s.R, s.C)
+    for p, node in zip(s.layers, tiler.dense_layers(g), strict=True):
+        w = g.const(node, "weight")
+        covered = np.zeros((p.K, p.N), dtype=int)
         for t in (t for t in s.tiles if t.layer == p.index):
-            for r in range(t.k_rows):
-                for j in range(t.n_cols):
-                    covered[t.kt * s.R + r][t.nt * s.C + j] += 1
-        assert all(v == 1 for row in covered for v in row), node.name
+            covered[t.kt * s.R:t.kt * s.R + t.k_rows, t.nt * s.C:t.nt * s.C + t.n_cols] += 1
+        assert (covered <= 1).all() and (covered[w != 0] == 1).all(), node.name
+
+
+def test_zero_tiles_are_skipped_and_an_all_zero_group_keeps_one_pass(tmp_path):
+    g = quantized(mlp([8, 6, 5], seed=6), tmp_path)
+    dense = tiler.dense_layers(g)[0]
+    w = np.array(g.const(dense, "weight"))
+    full = tiler.schedule(g, 4, 3)
+    w[0:4, 0:3] = 0  # group 0 keeps only kt=1
+    w[:, 3:6] = 0  # group 1 is all zero: one pass remains for its bias
+    g.add_const(dense.const_name("weight"), w)
+    s = tiler.schedule(g, 4, 3)
+    first = [(t.nt, t.kt, t.clear, t.last, t.barrier) for t in s.tiles if t.layer == 0]
+    assert first == [(0, 1, True, True, False), (1, 0, True, True, False)]
+    assert (s.layers[0].tiles, s.layers[0].skipped_tiles) == (4, 2)
+    second = [t for t in s.tiles if t.layer == 1]
+    assert second[0].barrier and sum(t.barrier for t in s.tiles) == 1
+    assert [t.w_addr for t in s.tiles] == [i * 4 for i in range(len(s.tiles))]
+    assert s.total_cycles < full.total_cycles
 
 
 def test_edges_k_rows_and_n_cols(case):
