@@ -16,6 +16,7 @@ from pathlib import Path
 import edgehls
 from edgehls import frontend, pipeline
 from edgehls.errors import EdgeHLSError
+from edgehls.passes import share
 
 PE_RE = re.compile(r"^(\d+)x(\d+)$")
 MAX_PE = 64
@@ -89,6 +90,14 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=int, default=0, help="seed for random inputs (default 0)")
     c.add_argument("--input-shape", type=input_shape, action="append", metavar="NAME=D0,D1,..",
                    help="fix a dynamic input shape (repeatable)")
+    c.add_argument("--prune", metavar="MODE:SPARSITY",
+                   help="magnitude pruning: unstructured (per layer), global or tile (whole "
+                   "RxC tiles of --pe), sparsity in [0, 1), e.g. tile:0.5")
+    c.add_argument("--share-bits", type=bits, metavar="B",
+                   help="weight sharing: 2**B shared values per layer, B in 2..8")
+    c.add_argument("--compress-config", type=Path, metavar="FILE",
+                   help="JSON or YAML: {prune: SPEC, share_bits: B, layers: {NAME: {prune: "
+                   "SPEC}}}; layer names as `inspect --after canonicalize` prints them")
     c.add_argument("--force", action="store_true", help="overwrite a non-empty output DIR")
     c.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
 
@@ -117,11 +126,16 @@ def parser() -> argparse.ArgumentParser:
 def options(a: argparse.Namespace) -> pipeline.Options:
     calib = pipeline.load_npz(a.calib, ("x_calib",))["x_calib"] if a.calib else None
     ev = pipeline.load_npz(a.eval, ("x_test", "y_test")) if getattr(a, "eval", None) else {}
+    if getattr(a, "share_bits", None) is not None:
+        share.check_bits(a.share_bits)  # 0 is "off" in Options, an error on the command line
+    config = getattr(a, "compress_config", None)
     return pipeline.Options(
         pe=getattr(a, "pe", (8, 8)), wbits=a.wbits, abits=a.abits,
         samples=getattr(a, "samples", 8), seed=getattr(a, "seed", 0), calib=calib,
         eval_x=ev.get("x_test"), eval_y=ev.get("y_test"),
-        input_shape=dict(a.input_shape) if a.input_shape else None)
+        input_shape=dict(a.input_shape) if a.input_shape else None,
+        prune=getattr(a, "prune", None), share_bits=getattr(a, "share_bits", None) or 0,
+        compress=pipeline.load_config(config) if config else None)
 
 
 def cmd_compile(a: argparse.Namespace) -> int:
@@ -139,7 +153,9 @@ def cmd_compile(a: argparse.Namespace) -> int:
     if rep["accuracy"]:
         acc = rep["accuracy"]
         print(f"  accuracy on {acc['samples']} samples: float {acc['float']:.2%}, "
-              f"quantized {acc['quantized']:.2%} (top-1 agreement {acc['agreement']:.2%})")
+              f"quantized {acc['quantized']:.2%}"
+              + (f", compressed {acc['compressed']:.2%}" if "compressed" in acc else "")
+              + f" (top-1 agreement {acc['agreement']:.2%})")
     for note in rep["notes"]:
         print(f"  note: {note}")
     return 0

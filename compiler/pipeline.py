@@ -9,17 +9,22 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 from edgehls import codegen, frontend, golden, ir, numerics, report, romgen, tiler
 from edgehls.errors import DataError, OptionError, OutputError, PassError
+from edgehls.passes import prune, share
 from edgehls.passes.canonicalize import Canonicalize
+from edgehls.passes.prune import Prune
 from edgehls.passes.quantize import Quantize
+from edgehls.passes.share import Share
 
 log = logging.getLogger(__name__)
 
 Pass = Callable[[ir.Graph], ir.Graph]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -33,11 +38,92 @@ class Options:
     eval_x: np.ndarray | None = field(default=None, compare=False, repr=False)
     eval_y: np.ndarray | None = field(default=None, compare=False, repr=False)
     input_shape: dict[str, tuple[int, ...]] | None = None
+    prune: str | None = None  # "MODE:SPARSITY" (edgehls.passes.prune)
+    share_bits: int = 0  # 0: no weight sharing
+    compress: dict | None = None  # the --compress-config file, parsed
 
 
 def passes(opts: Options) -> list[Pass]:
+    c = compression(opts)
+    mode, sparsity = c.prune or ("unstructured", 0.0)
     return [Canonicalize(),
-            Quantize(wbits=opts.wbits, abits=opts.abits, calib=opts.calib, seed=opts.seed)]
+            *([Prune(mode, sparsity, opts.pe, c.layers)] if c.prune or c.layers else []),
+            Quantize(wbits=opts.wbits, abits=opts.abits, calib=opts.calib, seed=opts.seed),
+            *([Share(c.share_bits, opts.seed)] if c.share_bits else [])]
+
+
+# --- compression settings: flags and --compress-config ----------------------------------------
+
+CONFIG_KEYS = ("prune", "share_bits", "layers")
+
+
+@dataclass(frozen=True)
+class Compression:
+    """The compression to apply, flags and config merged: prune (mode, sparsity) or None,
+    share bits (0: none) and per-layer prune overrides (layer, mode, sparsity)."""
+
+    prune: tuple[str, float] | None = None
+    share_bits: int = 0
+    layers: tuple[tuple[str, str, float], ...] = ()
+
+
+def compression(opts: Options) -> Compression:
+    """Merge --prune/--share-bits with the config; a setting given in both must agree."""
+    cfg = opts.compress or {}
+    where = "--compress-config"
+    if not isinstance(cfg, dict) or set(cfg) - set(CONFIG_KEYS):
+        extra = sorted(map(str, set(cfg) - set(CONFIG_KEYS))) if isinstance(cfg, dict) else []
+        raise OptionError(f"{where}: unknown key(s) {', '.join(extra) or repr(cfg)}; a config "
+                          f"has keys {', '.join(CONFIG_KEYS)}")
+    spec = prune.parse_spec(opts.prune) if opts.prune is not None else None
+    if "prune" in cfg:
+        spec = _agree(spec, prune.parse_spec(cfg["prune"], f"{where} prune"), "prune",
+                      opts.prune, cfg["prune"])
+    bits = share.check_bits(opts.share_bits) if opts.share_bits else None
+    if "share_bits" in cfg:
+        bits = _agree(bits, share.check_bits(cfg["share_bits"], f"{where} share_bits"),
+                      "share_bits", opts.share_bits, cfg["share_bits"])
+    layers = cfg.get("layers") or {}
+    if not isinstance(layers, dict):
+        raise OptionError(f"{where}: layers must map layer names to {{prune: MODE:SPARSITY}}")
+    overrides = []
+    for name, entry in layers.items():
+        if not isinstance(entry, dict) or set(entry) != {"prune"}:
+            raise OptionError(f"{where}: layer {name!r} may set only prune (e.g. {{prune: "
+                              "unstructured:0.9}); share_bits is global because the hardware "
+                              "stores one index width")
+        mode, s = prune.parse_spec(entry["prune"], f"{where} layer {name!r}")
+        prune.check(mode, s, f"{where} layer {name!r}", prune.LAYER_MODES)
+        overrides.append((str(name), mode, s))
+    return Compression(spec, bits or 0, tuple(overrides))
+
+
+def _agree(flag: T | None, config: T, key: str, flag_text: object, config_text: object) -> T:
+    if flag is not None and flag != config:
+        raise OptionError(f"--{key.replace('_', '-')} {flag_text} conflicts with {key}: "
+                          f"{config_text} in --compress-config: set it in one place")
+    return config
+
+
+def load_config(path: Path) -> dict:
+    """Read --compress-config FILE: YAML for a .yaml/.yml suffix, else JSON; a mapping."""
+    import yaml  # only compiles with a config need it
+
+    try:
+        text = path.read_text()
+        cfg = (yaml.safe_load(text) if path.suffix.lower() in (".yaml", ".yml")
+               else json.loads(text))
+    except OSError as e:
+        raise OptionError(f"cannot read --compress-config {path}: {e.strerror}") from e
+    except (ValueError, yaml.YAMLError) as e:
+        why = " ".join(str(e).split())  # parser messages span lines; the CLI prints one
+        raise OptionError(f"--compress-config {path} is not valid "
+                          f"{'YAML' if path.suffix.lower() in ('.yaml', '.yml') else 'JSON'}: "
+                          f"{why}") from e
+    if not isinstance(cfg, dict):
+        raise OptionError(f"--compress-config {path}: expected a mapping like "
+                          '{"prune": "tile:0.5", "share_bits": 4, "layers": {...}}')
+    return cfg
 
 
 def pass_name(p: Pass) -> str:
@@ -135,21 +221,37 @@ def check_eval(opts: Options) -> None:
                         "hold one class index per sample")
 
 
+def evaluate(g_float: ir.Graph, g_canon: ir.Graph, g: ir.Graph, pipe: list[Pass],
+             opts: Options) -> dict | None:
+    """Top-1 accuracy of the float and the integer model; with compression, "quantized" is
+    the uncompressed integer model (the pipeline without Prune and Share), "compressed" the
+    compiled one, and "agreement" compares the compiled model with float."""
+    if not any(isinstance(p, Prune | Share) for p in pipe):
+        return report.accuracy(g_float, g, opts.eval_x, opts.eval_y)
+    if opts.eval_x is None or opts.eval_y is None:
+        return None
+    plain = run_passes(g_canon, [p for p in pipe[1:] if not isinstance(p, Prune | Share)])
+    acc = report.accuracy(g_float, plain, opts.eval_x, opts.eval_y)
+    comp = report.accuracy(g_float, g, opts.eval_x, opts.eval_y)
+    return {**acc, "compressed": comp["quantized"], "agreement": comp["agreement"]}
+
+
 def compile_model(model: Path, out: Path, opts: Options, force: bool = False) -> dict:
     """Compile ``model`` into ``out``; return the report dictionary."""
     r, c = opts.pe
     numerics.check_bits("--wbits", opts.wbits)
     numerics.check_bits("--abits", opts.abits)
+    pipe = passes(opts)  # bad compression settings fail before the model is read
     g_float = frontend.load(model, opts.input_shape)
-    g_canon = run_passes(g_float, passes(opts)[:1])
-    g = run_passes(g_canon, passes(opts)[1:])
+    g_canon = run_passes(g_float, pipe[:1])
+    g = run_passes(g_canon, pipe[1:])
     sched = tiler.schedule(g, r, c)
     hw = romgen.hw_params(g, sched)
     x = golden_samples(g, opts)
     x_q = golden.quantize_input(g, x)
     y_q = golden.run_int_samples(g, x_q)
     check_eval(opts)
-    accuracy = report.accuracy(g_float, g, opts.eval_x, opts.eval_y)  # bad data: write nothing
+    accuracy = evaluate(g_float, g_canon, g, pipe, opts)  # bad data: write nothing
     prepare_output(out, force)
     files = codegen.write(g, sched, hw, out, model.name)
     (out / "golden").mkdir()

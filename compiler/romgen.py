@@ -128,15 +128,14 @@ def weight_words(g: ir.Graph, s: Schedule, p: HwParams) -> list[int]:
     for t in s.tiles:
         node = layers[t.layer]
         w = g.const(node, "weight")
-        block = np.zeros((s.R, s.C), dtype=np.int64)
         k0, n0 = t.kt * s.R, t.nt * s.C
-        block[:t.k_rows, :t.n_cols] = w[k0:k0 + t.k_rows, n0:n0 + t.n_cols]
+        live = w[k0:k0 + t.k_rows, n0:n0 + t.n_cols]
         if p.SHARE:
-            block = codebook_indices(g.const(node, "codebook"), block, node.name)
-            # padding decodes to codebook[0]; its rows meet zero activations, its columns are
-            # never written
-            block[t.k_rows:, :] = 0
-            block[:, t.n_cols:] = 0
+            # padding is index 0 (codebook[0]): its rows meet zero activations and its columns
+            # are never written, so any weight there is harmless
+            live = codebook_indices(g.const(node, "codebook"), live, node.name)
+        block = np.zeros((s.R, s.C), dtype=np.int64)
+        block[:t.k_rows, :t.n_cols] = live
         width = p.SHARE or p.WW
         words.extend(pack([(v, width) for v in row]) for row in block)
     return words or [0]

@@ -18,10 +18,10 @@ from edgehls import ir
 from edgehls.errors import PassError, UnsupportedError
 
 
-#: run cycles from a tile's last step issue to its last activation write, plus one
-#: (read 2 + array R + column skew C-1 + accumulate 1 + requantize 3 + write 1).
 def drain(r: int, c: int) -> int:
-    return r + c + 6
+    """Run cycles from a tile's last step issue to its last activation write, plus one: read 2,
+    array R + 1 (registered products), column skew C - 1, accumulate 1, requantize 3, write 1."""
+    return r + c + 7
 
 
 @dataclass(frozen=True)

@@ -93,7 +93,7 @@ module edgehls_core #(
     localparam [AAW-1:0] OUT_W_A = OUT_W32[AAW-1:0];
     localparam [BW:0]    B_W = B32[BW:0];
     localparam [BW-1:0]  B_LAST = B_LAST32[BW-1:0];
-    localparam integer CHAIN = R + C + 1;
+    localparam integer CHAIN = R + C + 2;
 
     reg [1:0] state;
     assign busy = (state != S_IDLE);
@@ -295,7 +295,7 @@ module edgehls_core #(
 
     // ---------------------------------------------------------------- control to the columns
     // The control word of a step reaches column j together with the step's partial sum:
-    // issue cycle t -> array row 0 at t+2 -> bottom of column j at t+2+R+j.
+    // issue cycle t -> array row 0 at t+2 -> bottom of column j at t+3+R+j.
     reg [CTW-1:0] chain [0:CHAIN-1];
     reg           chain_v [0:CHAIN-1];
     integer ci;
@@ -314,14 +314,14 @@ module edgehls_core #(
     genvar gj;
     generate
         for (gj = 0; gj < C; gj = gj + 1) begin : g_col
-            wire [CTW-1:0] cw = chain[1 + R + gj];
+            wire [CTW-1:0] cw = chain[2 + R + gj];
             edgehls_column #(
                 .J(gj), .B(B), .AW(AW), .ACC_W(ACC_W), .MDEPTH(MDEPTH), .MCW(MCW),
                 .AAW(AAW), .BW(BW), .CCW(CCW), .PAW(PAW), .MB(MB), .SB(SB), .PW(PW)
             ) u_col (
                 .clk(clk), .rst_n(rst_n),
                 .psum(psum[gj*ACC_W +: ACC_W]),
-                .c_valid(chain_v[1 + R + gj]),
+                .c_valid(chain_v[2 + R + gj]),
                 .c_clear(cw[CTW-1]),
                 .c_last(cw[CTW-2]),
                 .c_wbuf(cw[CTW-3]),

@@ -10,7 +10,10 @@
 //
 // At each rising edge:
 //   a_o, a_valid_o, a_first_o <= a_in, a_valid, a_first
-//   p_o      <= p_in + (a_valid ? a_in * w_use : 0)   w_use = a_first ? w_shadow : w_active
+//   term     <= a_valid ? a_in * w_use : 0            w_use = a_first ? w_shadow : w_active
+//   p_o      <= p_in + term        (the product is registered: multiplier and adder are
+//                                   separate pipeline stages, so a DSP block's own register
+//                                   holds the product and Fmax is not one multiply-add deep)
 //   w_active <= w_shadow            if a_first   (the OLD shadow when a load hits the same edge)
 //   w_shadow <= w_data              if w_load
 // Reset (synchronous, active low) clears a_valid_o and a_first_o only; the datapath is not reset.
@@ -58,9 +61,11 @@ module edgehls_pe #(
         end
     endgenerate
 
+    reg signed [ACC_W-1:0] term_r;
     always @(posedge clk) begin
         a_o <= a_in;
-        p_o <= p_in + term_ext;
+        term_r <= term_ext;
+        p_o <= p_in + term_r;
         if (a_first) w_active <= w_shadow;
         if (w_load) w_shadow <= w_data;
     end

@@ -8,6 +8,7 @@ the model, the array and the bits, so it is a reproducer on its own.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -180,6 +181,39 @@ def test_mlp(tmp_path: Path, name: str, pe: tuple[int, int], bits: tuple[int, in
     opts = pipeline.Options(pe=pe, wbits=bits[0], abits=bits[1], samples=SAMPLES,
                             input_shape=case.input_shape)
     compile_and_simulate(model, tmp_path / "design", case.desc, opts)
+
+
+# Compression in RTL: skipped zero tiles and codebook-decoded shared weights, bit-exact with
+# the cycle model. (model, pe, prune spec, share bits); the first two run by default.
+COMPRESSED = [
+    ("wide", (4, 8), "tile:0.5", 4),
+    ("batch5", (3, 5), "unstructured:0.6", 3),
+    ("ragged", (2, 2), "tile:0.9", 0),  # whole column groups pruned: bias-only passes
+    ("random3", (8, 4), None, 2),
+    ("batch17", (5, 3), "global:0.7", 5),
+    ("n1_inner", (1, 1), "tile:0.5", 8),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "pe", "prune", "share"),
+    [pytest.param(*c, marks=() if i < 2 else pytest.mark.slow,
+                  id=f"{c[0]}-{_pe_id(c[1])}-{c[2]}-share{c[3]}") for i, c in
+     enumerate(COMPRESSED)])
+def test_compressed_mlp(tmp_path: Path, name: str, pe: tuple[int, int], prune: str | None,
+                        share: int) -> None:
+    case = MODELS[name]
+    model = save(case.build(), tmp_path / "model.onnx")
+    opts = pipeline.Options(pe=pe, samples=SAMPLES, prune=prune, share_bits=share)
+    desc = f"{case.desc} --prune {prune} --share-bits {share}"
+    compile_and_simulate(model, tmp_path / "design", desc, opts)
+    rep = json.loads((tmp_path / "design" / "report.json").read_text())
+    if prune and prune.startswith("tile"):
+        assert rep["total"]["skipped_tiles"] > 0
+    if share:
+        assert all(layer["share_bits"] == share for layer in rep["layers"])
+    t = rep["total"]
+    assert t["weight_rom_bits"] == t["weight_bits_stored"]
 
 
 _COMPILE = """

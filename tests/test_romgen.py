@@ -178,3 +178,26 @@ def test_graph_consts_are_integers(case):
         assert w.dtype.kind == "i"
         assert abs(int(w.min())) <= 2 ** (node.op.wbits - 1)
         assert int(w.max()) < 2 ** (node.op.wbits - 1)
+
+
+@pytest.mark.parametrize("pe,share", [((4, 8), 3), ((3, 5), 4), ((1, 1), 2)])
+def test_shared_weights_decode_through_the_codebook(tmp_path, pe, share):
+    """With sharing the ROM holds indices; codebook.hex at {layer, index} gives the weight."""
+    model = save(mlp([13, 11, 7], seed=15), tmp_path / "m.onnx")
+    opts = pipeline.Options(pe=pe, share_bits=share, prune="tile:0.3")
+    g = pipeline.run_passes(frontend.load(model), pipeline.passes(opts))
+    s = tiler.schedule(g, *pe)
+    p = romgen.hw_params(g, s)
+    assert p.SHARE == share and p.WROM_W == pe[1] * share
+    files = romgen.rom_images(g, s, p)
+    book = [unpack(int(x, 16), [p.WW], [True])[0] for x in files["codebook.hex"][0].split()]
+    assert len(book) == p.NL << share
+    words = romgen.weight_words(g, s, p)
+    layers = tiler.dense_layers(g)
+    for t in s.tiles:
+        w_q = g.const(layers[t.layer], "weight")
+        for r in range(t.k_rows):
+            idx = unpack(words[t.w_addr + r], [share] * s.C)
+            for j in range(t.n_cols):
+                got = book[(t.layer << share) + idx[j]]
+                assert got == w_q[t.kt * s.R + r, t.nt * s.C + j], (t, r, j)
