@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import edgehls
-from edgehls import frontend, pipeline
+from edgehls import frontend, pipeline, synth
 from edgehls.errors import EdgeHLSError
 from edgehls.passes import share
 
@@ -98,6 +98,8 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--compress-config", type=Path, metavar="FILE",
                    help="JSON or YAML: {prune: SPEC, share_bits: B, layers: {NAME: {prune: "
                    "SPEC}}}; layer names as `inspect --after canonicalize` prints them")
+    c.add_argument("--clock-mhz", type=float, default=100.0, metavar="F",
+                   help="clock constraint written to vivado/ and quartus/ (default 100)")
     c.add_argument("--force", action="store_true", help="overwrite a non-empty output DIR")
     c.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
 
@@ -110,6 +112,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--samples", type=positive, help="simulate only the first N samples")
     s.add_argument("--no-gaps", action="store_true", help="stream at full rate")
     s.add_argument("--waves", action="store_true", help="dump waveforms")
+
+    synth.add_parser(sub)
 
     i = sub.add_parser("inspect", help="print the IR after the frontend or a pass",
                        description="Print the IR (nodes, ops, shapes, parameters) of MODEL.")
@@ -134,7 +138,8 @@ def options(a: argparse.Namespace) -> pipeline.Options:
         samples=getattr(a, "samples", 8), seed=getattr(a, "seed", 0), calib=calib,
         eval_x=ev.get("x_test"), eval_y=ev.get("y_test"),
         input_shape=dict(a.input_shape) if a.input_shape else None,
-        prune=getattr(a, "prune", None), share_bits=getattr(a, "share_bits", None) or 0,
+        clock_mhz=getattr(a, "clock_mhz", 100.0), prune=getattr(a, "prune", None),
+        share_bits=getattr(a, "share_bits", None) or 0,
         compress=pipeline.load_config(config) if config else None)
 
 
@@ -192,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        return {"compile": cmd_compile, "simulate": cmd_simulate,
+        return {"compile": cmd_compile, "simulate": cmd_simulate, "synth": synth.main,
                 "inspect": cmd_inspect}[a.command](a)
     except EdgeHLSError as e:
         print(f"error: {e}", file=sys.stderr)

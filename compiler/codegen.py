@@ -13,16 +13,17 @@ from pathlib import Path
 import jinja2
 
 import edgehls
-from edgehls import ir
+from edgehls import ir, vendor
 from edgehls.romgen import HwParams, rom_images
 from edgehls.tiler import Schedule
 
 TOP = "edgehls_top"
 HW_FILES = ("pe.v", "systolic_array.v", "postproc.v", "skid_buffer.v", "fifo.v", "ram_sdp.v",
-            "rom.v", "rom_async.v", "codebook.v", "column.v", "sequencer.v", "core.v")
+            "rom.v", "rom_async.v", "table.v", "codebook.v", "column.v", "sequencer.v",
+            "core.v")
 CORE_PARAMS = ("R", "C", "B", "AW", "WW", "ACC_W", "ADEPTH", "MDEPTH", "NT", "WDEPTH", "PDEPTH",
                "MB", "SB", "IN_BITS", "IN_TW", "IN_M", "IN_K", "OUT_TW", "OUT_M", "OUT_N",
-               "OUT_BUF", "CSW")
+               "OUT_BUF", "CSW", "DW", "STW", "LTW")
 
 
 def environment() -> jinja2.Environment:
@@ -44,20 +45,23 @@ def stream_params(g: ir.Graph, s: Schedule) -> dict[str, int]:
     """The model's input/output stream geometry, as edgehls_core parameters."""
     tin, tout = g.tensor(g.inputs[0]), g.tensor(g.outputs[0])
     first, last = s.layers[0], s.layers[-1]
-    return {"IN_BITS": tin.q.bits, "IN_TW": tdata_bits(tin.q.bits), "IN_M": first.M,
-            "IN_K": first.K, "OUT_TW": tdata_bits(tout.q.bits), "OUT_M": last.M,
+    return {"IN_BITS": tin.q.bits, "IN_TW": tdata_bits(tin.q.bits),
+            "IN_M": first.geom.ih * first.geom.iw, "IN_K": first.geom.cin,
+            "OUT_TW": tdata_bits(tout.q.bits), "OUT_M": last.M,
             "OUT_N": last.N, "OUT_BUF": len(s.layers) % 2}
 
 
-def write(g: ir.Graph, s: Schedule, p: HwParams, out: Path, source: str) -> dict[str, list[str]]:
-    """Write rtl/, rom/, filelist.f, Makefile and synth/ into ``out``; return the file lists."""
+def write(g: ir.Graph, s: Schedule, p: HwParams, out: Path, source: str,
+          clock_mhz: float = 100.0) -> dict[str, list[str]]:
+    """Write rtl/, rom/, filelist.f, Makefile, synth/ and the vendor projects into ``out``;
+    return the file lists."""
     env = environment()
     sp = stream_params(g, s)
     values = {**{k: getattr(p, k) for k in CORE_PARAMS if hasattr(p, k)}, **sp}
     params = [(k, values[k]) for k in CORE_PARAMS] + [
-        ("SW", p.SW), ("PW", p.PW), ("WROM_W", p.WROM_W)]
+        ("SW", p.SW), ("PW", p.PW), ("WROM_W", p.WROM_W), ("NL", p.NL)]
     if p.SHARE:
-        params += [("NL", p.NL), ("SHARE", p.SHARE)]
+        params += [("SHARE", p.SHARE)]
     rtl, rom = out / "rtl", out / "rom"
     rtl.mkdir(parents=True, exist_ok=True)
     rom.mkdir(parents=True, exist_ok=True)
@@ -79,4 +83,5 @@ def write(g: ir.Graph, s: Schedule, p: HwParams, out: Path, source: str) -> dict
     (out / "Makefile").write_text(env.get_template("Makefile.j2").render(**ctx))
     (out / "synth").mkdir(exist_ok=True)
     (out / "synth" / "yosys.ys").write_text(env.get_template("yosys.ys.j2").render(**ctx))
+    vendor.write(out, vendor.Context.from_files(TOP, files, source, clock_mhz))
     return files

@@ -1,26 +1,38 @@
 """ONNX -> IR: load, check and shape-infer a model, then build an ``ir.Graph`` of ONNX-level ops.
 
 Contract: the returned graph has one ``Input`` node, static float32 shapes on every activation
-tensor, float32 constants in ``Graph.consts`` (roles 'B', 'C' for Gemm, 'B' for MatMul and Add),
-and only the ops in ``SUPPORTED`` (Dropout becomes ``Identity``). Every problem with the file is
-a ``ModelError``; every construct edgehls does not implement is an ``UnsupportedError`` naming
-the node, its op and what is supported.
+tensor, float32 constants in ``Graph.consts`` (roles 'B', 'C' for Gemm, 'B' for MatMul and Add,
+'weight' and optional 'bias' for Conv, 'scale', 'bias', 'mean', 'var' for BatchNorm), and only
+the ops in ``SUPPORTED``, mapped to IR ops as follows: Dropout becomes ``Identity``;
+GlobalAveragePool and ReduceMean over H, W become ``GlobalAvgPool``; GlobalMaxPool becomes a
+``MaxPool`` over the whole map; Mul by a per-channel constant becomes a ``BatchNorm`` (mean 0,
+var 1, epsilon 0, bias 0). Window attributes are resolved: ``auto_pad`` into explicit pads
+(top, left, bottom, right), defaults filled in. A model whose Conv or pool reads a 3-D tensor
+[N, C, L] is taken as 1-D: every rank-3 tensor becomes [N, C, 1, L] (H = 1) and Conv weights
+[Cout, Cin/group, 1, k] (a note says so). Every problem with the file is a ``ModelError``;
+every construct edgehls does not implement is an ``UnsupportedError`` naming the node, its op
+and what is supported.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from edgehls import ir
+from edgehls import ir, numerics
 from edgehls.errors import ModelError, OptionError, UnsupportedError
 
-SUPPORTED = ("Add", "Dropout", "Flatten", "Gemm", "Identity", "MatMul", "Relu", "Reshape",
-             "Softmax")
+SUPPORTED = ("Add", "AveragePool", "BatchNormalization", "Clip", "Conv", "Dropout", "Flatten",
+             "Gemm", "GlobalAveragePool", "GlobalMaxPool", "Identity", "MatMul", "MaxPool", "Mul",
+             "Pad", "ReduceMean", "Relu", "Reshape", "Softmax")
 _PASS_THROUGH = ("Identity", "Dropout", "Flatten", "Reshape")
+_WINDOWED = ("Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool")
+_NOT_YET = {"Concat": "Concat is not supported yet"}
+MAX_KERNEL = 11  # largest Conv/pool kernel side the frontend accepts
 
 
 def load(path: str | Path, input_shape: dict[str, tuple[int, ...]] | None = None) -> ir.Graph:
@@ -115,6 +127,8 @@ class _Builder:
             v.name: v.type for v in [*self.graph.input, *self.graph.value_info,
                                      *self.graph.output]}
         self.g = ir.Graph()
+        self.one_d = any(n.op_type in _WINDOWED and len(self._shape(n.input[0])) == 3
+                         for n in self.graph.node)
 
     def build(self, name: str) -> ir.Graph:
         self.g.name = name
@@ -134,6 +148,9 @@ class _Builder:
         if out in self.consts:
             raise UnsupportedError(f"graph output {out!r} is a constant")
         self.g.inputs, self.g.outputs = [x.name], [out]
+        if self.one_d:
+            self.g.notes.append("1-D model: every [N, C, L] tensor is taken as [N, C, 1, L] "
+                                "(Conv1d and 1-D pools run as 2-D with H = 1)")
         return self.g
 
     def _unique(self, name: str) -> str:
@@ -143,28 +160,49 @@ class _Builder:
             name = f"{base}_{i}"
         return name
 
+    def _shape(self, name: str) -> tuple[int, ...]:
+        """The ONNX static shape of ``name`` (a constant's, or () when unknown)."""
+        if name in self.consts:
+            return tuple(self.consts[name].shape)
+        tt = self.shapes[name].tensor_type if name in self.shapes else None
+        if tt is None or not tt.HasField("shape"):
+            return ()
+        return tuple(int(d.dim_value) for d in tt.shape.dim)
+
     def _tensor(self, name: str) -> str:
         tt = self.shapes[name].tensor_type if name in self.shapes else None
         if tt is None or not tt.HasField("shape") or any(d.dim_value <= 0 for d in tt.shape.dim):
             raise UnsupportedError(f"tensor {name!r} has no static shape after shape inference")
-        self.g.add_tensor(ir.Tensor(name, tuple(int(d.dim_value) for d in tt.shape.dim)))
+        shape = self._shape(name)
+        if self.one_d and len(shape) == 3:
+            shape = (shape[0], shape[1], 1, shape[2])
+        self.g.add_tensor(ir.Tensor(name, shape))
         return name
 
-    def _const(self, name: str, role: str) -> tuple[str, str]:
-        if name not in self.g.consts:
+    def _const(self, name: str, role: str, value: np.ndarray | None = None) -> tuple[str, str]:
+        if value is not None:  # a rewritten constant gets its own name
+            base, i = f"{name}.{role}", 0
+            name = base
+            while name in self.g.consts:
+                i += 1
+                name = f"{base}_{i}"
+            self.g.add_const(name, np.asarray(value, dtype=np.float32))
+        elif name not in self.g.consts:
             self.g.add_const(name, np.asarray(self.consts[name], dtype=np.float32))
         return (role, name)
 
     def _node(self, node: onnx.NodeProto, index: int) -> None:
         op, attrs = node.op_type, {a.name: onnx.helper.get_attribute_value(a)
                                    for a in node.attribute}
+        attrs = {k: v.decode() if isinstance(v, bytes) else v for k, v in attrs.items()}
         if op == "Constant" and node.domain in ("", "ai.onnx"):
             self.consts[node.output[0]] = _constant_value(node, attrs)
             return
         name = self._unique(node.name or f"{op}_{index}")
         where = f"node {name!r} ({op})"
         if op not in SUPPORTED or node.domain not in ("", "ai.onnx"):
-            raise UnsupportedError(f"{where}: op not supported; supported ops: "
+            why = f"{_NOT_YET[op]}; " if op in _NOT_YET and node.domain in ("", "ai.onnx") else ""
+            raise UnsupportedError(f"{where}: {why or 'op not supported; '}supported ops: "
                                    + ", ".join(SUPPORTED))
         ins = [i for i in node.input if i]
         acts = [i for i in ins if i not in self.consts]
@@ -174,30 +212,40 @@ class _Builder:
         if not acts:
             raise UnsupportedError(f"{where}: every input is a constant; constant folding of "
                                    f"{op} is not supported")
-        if op in ("Gemm", "MatMul", "Add"):
+        if op in ("Gemm", "MatMul", "Add", "Mul"):
             self._check_operands(op, ins, acts, where)
+        if op in ("Add", "Mul"):  # commutative: the activation first
+            ins = [acts[0], *(i for i in ins if i != acts[0])]
+        if op == "Reshape" and ins[1] not in self.consts:
+            raise UnsupportedError(f"{where}: the target shape must be a constant")
+        if len(acts) > 1 or acts[0] != ins[0]:
+            raise UnsupportedError(f"{where}: only the first input may be an activation; the "
+                                   "others must be constants")
         consts: tuple[tuple[str, str], ...] = ()
-        if op == "Gemm":
-            typed: ir.Op = ir.Gemm(float(attrs.get("alpha", 1.0)), float(attrs.get("beta", 1.0)),
-                                   bool(attrs.get("transA", 0)), bool(attrs.get("transB", 0)))
+        typed: ir.Op
+        if op in _CNN_OPS:
+            typed, consts = getattr(self, f"_{op.lower()}")(node, attrs, ins, where)
+        elif op == "Gemm":
+            typed = ir.Gemm(float(attrs.get("alpha", 1.0)), float(attrs.get("beta", 1.0)),
+                            bool(attrs.get("transA", 0)), bool(attrs.get("transB", 0)))
             consts = tuple(self._const(c, r) for c, r in zip(ins[1:], "BC", strict=False))
         elif op in ("MatMul", "Add"):
-            b = next(i for i in ins if i not in acts)
+            b = ins[1]
             if op == "MatMul" and self.consts[b].ndim != 2:
                 raise UnsupportedError(f"{where}: the constant input must be 2-D [K, N], got "
                                        f"shape {list(self.consts[b].shape)}")
             typed, consts = (ir.MatMul() if op == "MatMul" else ir.Add()), (self._const(b, "B"),)
         elif op == "Reshape":
-            if ins[1] not in self.consts:
-                raise UnsupportedError(f"{where}: the target shape must be a constant")
-            typed = ir.Reshape(_reshape(self.g.tensor(ins[0]).shape, self.consts[ins[1]],
+            typed = ir.Reshape(_reshape(self._shape(ins[0]), self.consts[ins[1]],
                                         bool(attrs.get("allowzero", 0))))
         elif op == "Flatten":
             rank = len(self.g.tensor(ins[0]).shape)
             typed = ir.Flatten(int(attrs.get("axis", 1)) % max(rank, 1))
         elif op == "Softmax":
             self._check_final(node, where)
-            typed = ir.Softmax(int(attrs.get("axis", -1)))
+            axis = int(attrs.get("axis", -1))
+            typed = ir.Softmax(3 if self.one_d and len(self._shape(ins[0])) == 3 and axis == 2
+                               else axis)
         elif op == "Dropout":
             self._check_dropout(node, where)
             typed = ir.Identity()
@@ -205,13 +253,199 @@ class _Builder:
             typed = ir.Relu() if op == "Relu" else ir.Identity()
         self.g.add_node(ir.Node(name, typed, (acts[0],), (self._tensor(node.output[0]),), consts))
 
+    # -- convolutional ops: each returns (op, consts) ------------------------------------------
+    def _conv(self, node: onnx.NodeProto, attrs: dict, ins: list[str], where: str
+              ) -> tuple[ir.Op, tuple[tuple[str, str], ...]]:
+        w = np.asarray(self.consts[ins[1]], dtype=np.float32)
+        sp = len(self._shape(ins[0])) - 2
+        if sp not in (1, 2) or w.ndim != sp + 2:
+            raise UnsupportedError(f"{where}: only 1-D and 2-D convolutions are supported "
+                                   f"(input {list(self._shape(ins[0]))})")
+        win = self._window(node, attrs, tuple(w.shape[2:]), where)
+        if sp == 1:
+            w = w[:, :, None, :]
+        consts = [self._const(ins[1], "weight", w if sp == 1 else None)]
+        if len(ins) > 2:
+            consts.append(self._const(ins[2], "bias"))
+        return ir.Conv(kernel=win.kernel, strides=win.strides, pads=win.pads,
+                       dilations=win.dilations, group=int(attrs.get("group", 1))), tuple(consts)
+
+    def _maxpool(self, node: onnx.NodeProto, attrs: dict, ins: list[str], where: str
+                 ) -> tuple[ir.Op, tuple[tuple[str, str], ...]]:
+        if int(attrs.get("storage_order", 0)) != 0:
+            raise UnsupportedError(f"{where}: storage_order=1 is not supported (only 0)")
+        if len(node.output) > 1 and node.output[1] and self._used(node.output[1]):
+            raise UnsupportedError(f"{where}: the Indices output is used; not supported")
+        win = self._window(node, attrs, tuple(attrs.get("kernel_shape", ())), where)
+        return ir.MaxPool(win.kernel, win.strides, win.pads, win.dilations), ()
+
+    def _averagepool(self, node: onnx.NodeProto, attrs: dict, ins: list[str], where: str
+                     ) -> tuple[ir.Op, tuple[tuple[str, str], ...]]:
+        win = self._window(node, attrs, tuple(attrs.get("kernel_shape", ())), where)
+        if win.dilations != (1, 1):
+            raise UnsupportedError(f"{where}: dilations {list(attrs['dilations'])} are not "
+                                   "supported on AveragePool (only 1)")
+        return ir.AvgPool(win.kernel, win.strides, win.pads,
+                          bool(attrs.get("count_include_pad", 0))), ()
+
+    def _globalaveragepool(self, node: onnx.NodeProto, attrs: dict, ins: list[str], where: str
+                           ) -> tuple[ir.Op, tuple[tuple[str, str], ...]]:
+        self._spatial_rank(ins[0], where)
+        return ir.GlobalAvgPool(), ()
+
+    def _globalmaxpool(self, node: onnx.NodeProto, attrs: dict, ins: list[str], where: str
+                       ) -> tuple[ir.Op, tuple[tuple[str, str], ...]]:
+        self._spatial_rank(ins[0], where)
+        h, w = self.g.tensor(ins[0]).shape[2:]
+        return ir.MaxPool(kernel=(h, w), strides=(h, w)), ()
+
+    def _reducemean(self, node: onnx.NodeProto, attrs: dict, ins: list[str], where: str
+                    ) -> tuple[ir.Op, tuple[tuple[str, str], ...]]:
+        rank = len(self._shape(ins[0]))
+        if len(ins) > 1:  # opset 18: axes is an input
+            axes_v = self.consts[ins[1]].reshape(-1).tolist()
+        else:
+            axes_v = list(attrs.get("axes", []))
+        axes = sorted({int(a) % rank for a in axes_v}) if axes_v else []
+        if not axes and attrs.get("noop_with_empty_axes", 0):
+            axes = []
+        elif not axes:
+            axes = list(range(rank))
+        if rank < 3 or axes != list(range(2, rank)):
+            raise UnsupportedError(f"{where}: only a mean over the spatial axes (2, 3 of "
+                                   f"[N, C, H, W]) is supported, got axes {axes} of a rank-{rank}"
+                                   " tensor")
+        return ir.GlobalAvgPool(), ()
+
+    def _batchnormalization(self, node: onnx.NodeProto, attrs: dict, ins: list[str], where: str
+                            ) -> tuple[ir.Op, tuple[tuple[str, str], ...]]:
+        if int(attrs.get("training_mode", 0)) or any(o and self._used(o) for o in node.output[1:]):
+            raise UnsupportedError(f"{where}: training mode (or its running statistics outputs) "
+                                   "is not supported; export the model in eval mode")
+        consts = tuple(self._const(c, r) for c, r in zip(ins[1:], ("scale", "bias", "mean",
+                                                                    "var"), strict=True))
+        return ir.BatchNorm(float(attrs.get("epsilon", 1e-5))), consts
+
+    def _mul(self, node: onnx.NodeProto, attrs: dict, ins: list[str], where: str
+             ) -> tuple[ir.Op, tuple[tuple[str, str], ...]]:
+        """x * c for a per-channel (or scalar) c: a BatchNorm with mean 0, var 1, eps 0."""
+        scale = self._per_channel(ins[0], self.consts[ins[1]], where)
+        zeros, ones = np.zeros_like(scale), np.ones_like(scale)
+        consts = tuple(self._const(ins[1], r, v) for r, v in
+                       (("scale", scale), ("bias", zeros), ("mean", zeros), ("var", ones)))
+        return ir.BatchNorm(epsilon=0.0), consts
+
+    def _clip(self, node: onnx.NodeProto, attrs: dict, ins: list[str], where: str
+              ) -> tuple[ir.Op, tuple[tuple[str, str], ...]]:
+        bounds = [float(attrs.get("min", -np.inf)), float(attrs.get("max", np.inf))]
+        for i, c in enumerate(list(node.input[1:3])):
+            if c:
+                bounds[i] = float(np.asarray(self.consts[c]).reshape(-1)[0])
+        return ir.Clip(*bounds), ()
+
+    def _pad(self, node: onnx.NodeProto, attrs: dict, ins: list[str], where: str
+             ) -> tuple[ir.Op, tuple[tuple[str, str], ...]]:
+        mode = attrs.get("mode", "constant")
+        rank = len(self._shape(ins[0]))
+        if len(node.input) > 1:
+            pads = self.consts[node.input[1]].reshape(-1).astype(int).tolist()
+            value = (float(np.asarray(self.consts[node.input[2]]).reshape(-1)[0])
+                     if len(node.input) > 2 and node.input[2] else 0.0)
+            if len(node.input) > 3 and node.input[3]:  # opset 18: the axes the pads apply to
+                full = [0] * (2 * rank)
+                axes = [int(a) % rank for a in self.consts[node.input[3]].reshape(-1)]
+                for j, a in enumerate(axes):
+                    full[a], full[a + rank] = pads[j], pads[j + len(axes)]
+                pads = full
+        else:
+            pads, value = list(attrs.get("pads", [])), float(attrs.get("value", 0.0))
+        if mode != "constant" or value != 0.0:
+            raise UnsupportedError(f"{where}: only constant zero padding is supported, got "
+                                   f"mode {mode!r} value {value}")
+        begin, end = pads[:rank], pads[rank:]
+        if rank not in (3, 4) or any(begin[:2]) or any(end[:2]) or min(pads) < 0:
+            raise UnsupportedError(f"{where}: only non-negative padding of H and W (the last "
+                                   f"axes of [N, C, H, W] or [N, C, L]) is supported, got pads "
+                                   f"{pads}")
+        if rank == 3:
+            return ir.Pad((0, begin[2], 0, end[2])), ()
+        return ir.Pad((begin[2], begin[3], end[2], end[3])), ()
+
+    # -- helpers of the convolutional ops -------------------------------------------------------
+    def _used(self, tensor: str) -> bool:
+        return tensor in {o.name for o in self.graph.output} or any(
+            tensor in n.input for n in self.graph.node)
+
+    def _spatial_rank(self, x: str, where: str) -> int:
+        rank = len(self._shape(x))
+        if rank not in (3, 4):
+            raise UnsupportedError(f"{where}: only [N, C, H, W] and [N, C, L] inputs are "
+                                   f"supported, got {list(self._shape(x))}")
+        return rank - 2
+
+    def _per_channel(self, x: str, c: np.ndarray, where: str) -> np.ndarray:
+        """A constant broadcast along axis 1 only (shape [C, 1, ..], [1, C, 1, ..] or scalar)."""
+        rank, shape = len(self._shape(x)), self._shape(x)
+        dims = list(np.shape(c))
+        if len(dims) <= rank and rank >= 2:
+            full = [1] * (rank - len(dims)) + dims
+            if full[0] == 1 and all(d == 1 for d in full[2:]) and full[1] in (1, shape[1]):
+                return np.broadcast_to(np.asarray(c, np.float32).reshape(-1), (shape[1],))
+        raise UnsupportedError(f"{where}: only a per-channel constant ([C, 1, 1], [1, C, 1, 1], "
+                               f"[C] on [N, C] or a scalar) is supported, got shape {dims} on "
+                               f"{list(shape)}")
+
+    def _window(self, node: onnx.NodeProto, attrs: dict, kernel: tuple[int, ...], where: str
+                ) -> _Window:
+        """Resolve kernel, strides, dilations, pads/auto_pad and ceil_mode to a 2-D window."""
+        shape, sp = self._shape(node.input[0]), self._spatial_rank(node.input[0], where)
+        kernel = tuple(int(k) for k in attrs.get("kernel_shape", kernel))
+        strides = tuple(int(v) for v in attrs.get("strides", [1] * sp))
+        dils = tuple(int(v) for v in attrs.get("dilations", [1] * sp))
+        pads = [int(v) for v in attrs.get("pads", [0] * 2 * sp)]
+        if len(kernel) != sp or max(kernel) > MAX_KERNEL:
+            raise UnsupportedError(f"{where}: kernel {list(kernel)} is not supported: kernel "
+                                   f"sides up to {MAX_KERNEL} on a {sp}-D input")
+        auto = attrs.get("auto_pad", "NOTSET")
+        if auto == "VALID":
+            pads = [0] * 2 * sp
+        elif auto in ("SAME_UPPER", "SAME_LOWER"):
+            for i in range(sp):
+                size = shape[2 + i]
+                out = -(-size // strides[i])
+                total = max((out - 1) * strides[i] + (kernel[i] - 1) * dils[i] + 1 - size, 0)
+                small = total // 2
+                pads[i], pads[i + sp] = ((small, total - small) if auto == "SAME_UPPER"
+                                         else (total - small, small))
+        elif auto != "NOTSET":
+            raise UnsupportedError(f"{where}: auto_pad {auto!r} is not supported")
+        if min(pads) < 0:
+            raise UnsupportedError(f"{where}: negative pads {pads} are not supported")
+        floor = [numerics.conv_out(shape[2 + i], kernel[i], strides[i], pads[i], pads[i + sp],
+                                   dils[i]) for i in range(sp)]
+        onnx_out = list(self._shape(node.output[0])[2:])
+        if floor != onnx_out:
+            why = ("ceil_mode=1 changes the output size" if attrs.get("ceil_mode", 0)
+                   else "its output size does not match the window arithmetic")
+            raise UnsupportedError(f"{where}: {why} ({onnx_out} instead of {floor}); only "
+                                   "windows whose output size is the floor-mode size are "
+                                   "supported")
+        if sp == 1:
+            return _Window((1, kernel[0]), (1, strides[0]), (0, pads[0], 0, pads[1]),
+                           (1, dils[0]))
+        return _Window((kernel[0], kernel[1]), (strides[0], strides[1]),
+                       (pads[0], pads[1], pads[2], pads[3]), (dils[0], dils[1]))
+
     @staticmethod
     def _check_operands(op: str, ins: list[str], acts: list[str], where: str) -> None:
+        if len(acts) > 1 and op == "Add":
+            raise UnsupportedError(f"{where}: residual Add of two activations is not supported "
+                                   "yet; the second input must be a constant")
         if len(acts) > 1:
             raise UnsupportedError(f"{where}: activation x activation is not supported; "
-                                   f"the {'second' if op == 'Add' else 'weight'} input must be "
+                                   f"the {'second' if op == 'Mul' else 'weight'} input must be "
                                    "a constant")
-        if op != "Add" and acts[0] != ins[0]:
+        if op not in ("Add", "Mul") and acts[0] != ins[0]:
             raise UnsupportedError(f"{where}: the first input must be the activation and the "
                                    "weights constant (constant x activation is not supported)")
 
@@ -237,6 +471,18 @@ class _Builder:
                 raise UnsupportedError(f"{where}: only a final Softmax (producing the graph "
                                        "output) is supported")
             frontier += [n.output[0] for n in users]
+
+
+@dataclass(frozen=True)
+class _Window:
+    kernel: ir.Pair
+    strides: ir.Pair
+    pads: ir.Pads
+    dilations: ir.Pair
+
+
+_CNN_OPS = ("Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "ReduceMean",
+            "BatchNormalization", "Mul", "Clip", "Pad")
 
 
 def _constant_value(node: onnx.NodeProto, attrs: dict) -> np.ndarray:

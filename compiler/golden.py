@@ -2,8 +2,8 @@
 
 ``run_float`` executes any graph before quantization (ONNX-level ops from the frontend, or the
 canonical Input -> Dense chain); its results are checked against onnxruntime. ``run_int``
-executes a quantized graph (Input, QDense) with ``edgehls.numerics`` only, so it is bit-exact to
-the RTL.
+executes a quantized graph (Input, QDense, QConv, QMaxPool) with ``edgehls.numerics`` only, so
+it is bit-exact to the RTL (a QConv/QMaxPool runs each sample in NHWC, as numerics defines it).
 
 Batch convention. The graph input's static shape is *one inference*: its leading (batch) dim is
 part of the model (a Dense reads it as M rows). A *data array* (calibration, evaluation, golden
@@ -78,6 +78,78 @@ def _same(g: ir.Graph, n: ir.Node, xs: list[np.ndarray]) -> np.ndarray:
     return xs[0]  # Flatten/Reshape/Identity: the final reshape to the output shape does it
 
 
+# --- convolutional ops, float NCHW: samples and batch merged, x [S*N, C, H, W] ---------------
+
+
+def _nchw(g: ir.Graph, n: ir.Node, x: np.ndarray) -> np.ndarray:
+    return x.reshape(-1, *g.tensor(n.inputs[0]).shape[1:])
+
+
+def _patches(x: np.ndarray, op: ir.Op, fill: float) -> tuple[np.ndarray, np.ndarray]:
+    """Windows of x [S, C, H, W]: (patches [S, C, OH, OW, kh, kw], inside [OH, OW, kh, kw]);
+    ``inside`` is False at padding positions (which hold ``fill``)."""
+    (kh, kw), (sh, sw), (pt, pl, pb, pr) = op.kernel, op.strides, op.pads
+    dh, dw = getattr(op, "dilations", (1, 1))
+    s, c, h, w = x.shape
+    oh = numerics.conv_out(h, kh, sh, pt, pb, dh)
+    ow = numerics.conv_out(w, kw, sw, pl, pr, dw)
+    xp = np.full((s, c, h + pt + pb, w + pl + pr), fill, dtype=np.float64)
+    xp[:, :, pt:pt + h, pl:pl + w] = x
+    mask = np.zeros(xp.shape[2:], dtype=bool)
+    mask[pt:pt + h, pl:pl + w] = True
+    iy = (np.arange(oh) * sh)[:, None, None, None] + (np.arange(kh) * dh)[None, None, :, None]
+    ix = (np.arange(ow) * sw)[None, :, None, None] + (np.arange(kw) * dw)[None, None, None, :]
+    return xp[:, :, iy, ix], mask[iy, ix]
+
+
+def _act(y: np.ndarray, op: ir.Conv) -> np.ndarray:
+    if op.act == "relu":
+        return np.maximum(y, 0.0)
+    return np.clip(y, *op.clip) if op.act == "clip" else y
+
+
+def _conv(g: ir.Graph, n: ir.Node, xs: list[np.ndarray]) -> np.ndarray:
+    op = n.op
+    w = g.const(n, "weight").astype(np.float64)  # [Cout, Cin/group, kh, kw]
+    patches, _ = _patches(_nchw(g, n, xs[0]), op, 0.0)  # [S, Cin, OH, OW, kh, kw]
+    cg, per = w.shape[1], w.shape[0] // op.group
+    y = np.concatenate([
+        np.einsum("scyxij,ocij->soyx", patches[:, i * cg:(i + 1) * cg], w[i * per:(i + 1) * per])
+        for i in range(op.group)], axis=1)
+    if n.const_name("bias") is not None:
+        y = y + g.const(n, "bias").astype(np.float64)[:, None, None]
+    return _act(y, op)
+
+
+def _channel(g: ir.Graph, n: ir.Node, v: np.ndarray) -> np.ndarray:
+    """A per-channel vector [C] shaped to broadcast along axis 1 of [S*N, C, ...]."""
+    rank = len(g.tensor(n.inputs[0]).shape)
+    return v.astype(np.float64).reshape(1, -1, *([1] * (rank - 2)))
+
+
+def _batchnorm(g: ir.Graph, n: ir.Node, xs: list[np.ndarray]) -> np.ndarray:
+    x = _nchw(g, n, xs[0])
+    c = {r: _channel(g, n, g.const(n, r)) for r in ("scale", "bias", "mean", "var")}
+    return (x - c["mean"]) / np.sqrt(c["var"] + n.op.epsilon) * c["scale"] + c["bias"]
+
+
+def _maxpool(g: ir.Graph, n: ir.Node, xs: list[np.ndarray]) -> np.ndarray:
+    patches, _ = _patches(_nchw(g, n, xs[0]), n.op, -np.inf)  # padding never wins
+    return patches.max(axis=(4, 5))
+
+
+def _avgpool(g: ir.Graph, n: ir.Node, xs: list[np.ndarray]) -> np.ndarray:
+    patches, inside = _patches(_nchw(g, n, xs[0]), n.op, 0.0)
+    count = inside.size // inside.shape[0] // inside.shape[1] if n.op.count_include_pad \
+        else inside.sum(axis=(2, 3))
+    return patches.sum(axis=(4, 5)) / count
+
+
+def _pad(g: ir.Graph, n: ir.Node, xs: list[np.ndarray]) -> np.ndarray:
+    pt, pl, pb, pr = n.op.pads
+    return np.pad(_nchw(g, n, xs[0]), ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+
+
 FLOAT_STEPS: dict[type[ir.Op], Step] = {
     ir.Dense: _dense,
     ir.Gemm: _gemm,
@@ -88,6 +160,13 @@ FLOAT_STEPS: dict[type[ir.Op], Step] = {
     ir.Reshape: _same,
     ir.Identity: _same,
     ir.Softmax: _softmax,
+    ir.Conv: _conv,
+    ir.BatchNorm: _batchnorm,
+    ir.MaxPool: _maxpool,
+    ir.AvgPool: _avgpool,
+    ir.GlobalAvgPool: lambda g, n, xs: _nchw(g, n, xs[0]).mean(axis=(2, 3)),
+    ir.Clip: lambda g, n, xs: np.clip(xs[0], n.op.lo, n.op.hi),
+    ir.Pad: _pad,
 }
 
 
@@ -97,7 +176,32 @@ def _qdense(g: ir.Graph, n: ir.Node, xs: list[np.ndarray]) -> np.ndarray:
                           g.const(n, "shift"), n.op.lo, n.op.hi)
 
 
-INT_STEPS: dict[type[ir.Op], Step] = {ir.QDense: _qdense}
+def _nhwc(g: ir.Graph, name: str, x: np.ndarray) -> np.ndarray:
+    """[S, *shape] of an NCHW tensor -> [S * N, H, W, C], the one-sample layout of
+    ``numerics.conv``/``maxpool``."""
+    shape = g.tensor(name).shape
+    if len(shape) != 4:
+        raise PassError(f"tensor {name!r} {list(shape)} is not [N, C, H, W]")
+    return x.reshape(-1, *shape[1:]).transpose(0, 2, 3, 1)
+
+
+def _qconv(g: ir.Graph, n: ir.Node, xs: list[np.ndarray]) -> np.ndarray:
+    op = n.op
+    args = [g.const(n, r) for r in ("weight", "bias", "mult", "shift")]
+    ys = [numerics.conv(x, *args, op.lo, op.hi, op.kernel, op.strides, op.pads, op.dilations,
+                        op.group) for x in _nhwc(g, n.inputs[0], xs[0])]
+    return np.stack(ys).transpose(0, 3, 1, 2)  # [S * N, OH, OW, Cout] -> NCHW
+
+
+def _qmaxpool(g: ir.Graph, n: ir.Node, xs: list[np.ndarray]) -> np.ndarray:
+    op = n.op
+    ys = [numerics.maxpool(x, op.kernel, op.strides, op.pads, op.dilations)
+          for x in _nhwc(g, n.inputs[0], xs[0])]
+    return np.stack(ys).transpose(0, 3, 1, 2)
+
+
+INT_STEPS: dict[type[ir.Op], Step] = {ir.QDense: _qdense, ir.QConv: _qconv,
+                                      ir.QMaxPool: _qmaxpool}
 
 
 def _input(g: ir.Graph) -> ir.Tensor:

@@ -173,9 +173,111 @@ class QDense(Op):
     share_bits: int = 0
 
 
+# --- convolutional ops (NCHW semantics as in ONNX; the hardware streams NHWC) -----------------
+Pair = tuple[int, int]
+Pads = tuple[int, int, int, int]  # top, left, bottom, right
+
+
+@dataclass(frozen=True)
+class Conv(Op):
+    """2-D convolution (Conv1d is H = 1). consts 'weight' [Cout, Cin/group, kh, kw] and 'bias'
+    [Cout] (float). ``act`` is the fused activation: "none", "relu" or "clip" (then ``clip``
+    holds its float bounds). Before canonicalization act is always "none"."""
+
+    kind: ClassVar[str] = "Conv"
+    kernel: Pair = (1, 1)
+    strides: Pair = (1, 1)
+    pads: Pads = (0, 0, 0, 0)
+    dilations: Pair = (1, 1)
+    group: int = 1
+    act: str = "none"
+    clip: tuple[float, float] = (0.0, 6.0)
+
+
+@dataclass(frozen=True)
+class BatchNorm(Op):
+    """Inference BatchNormalization; consts 'scale', 'bias', 'mean', 'var' [C]."""
+
+    kind: ClassVar[str] = "BatchNorm"
+    epsilon: float = 1e-5
+
+
+@dataclass(frozen=True)
+class MaxPool(Op):
+    kind: ClassVar[str] = "MaxPool"
+    kernel: Pair = (1, 1)
+    strides: Pair = (1, 1)
+    pads: Pads = (0, 0, 0, 0)
+    dilations: Pair = (1, 1)
+
+
+@dataclass(frozen=True)
+class AvgPool(Op):
+    """AveragePool; canonicalization turns it into a depthwise Conv of weight 1/(kh*kw)."""
+
+    kind: ClassVar[str] = "AvgPool"
+    kernel: Pair = (1, 1)
+    strides: Pair = (1, 1)
+    pads: Pads = (0, 0, 0, 0)
+    count_include_pad: bool = False
+
+
+@dataclass(frozen=True)
+class GlobalAvgPool(Op):
+    """GlobalAveragePool, and ReduceMean over H, W with keepdims; becomes a depthwise Conv."""
+
+    kind: ClassVar[str] = "GlobalAvgPool"
+
+
+@dataclass(frozen=True)
+class Clip(Op):
+    kind: ClassVar[str] = "Clip"
+    lo: float = float("-inf")
+    hi: float = float("inf")
+
+
+@dataclass(frozen=True)
+class Pad(Op):
+    """Constant zero padding of H and W only (folded into the following Conv or pool)."""
+
+    kind: ClassVar[str] = "Pad"
+    pads: Pads = (0, 0, 0, 0)
+
+
+@dataclass(frozen=True)
+class QConv(Op):
+    """Integer Conv: the numerics contract of ``edgehls.numerics.conv``. consts as QDense's
+    ('weight' int [Cout, Cin/group, kh, kw], 'bias', 'mult', 'shift', optional 'codebook')."""
+
+    kind: ClassVar[str] = "QConv"
+    kernel: Pair
+    strides: Pair
+    pads: Pads
+    dilations: Pair
+    group: int
+    relu: bool
+    wbits: int
+    acc_bits: int
+    lo: int
+    hi: int
+    share_bits: int = 0
+
+
+@dataclass(frozen=True)
+class QMaxPool(Op):
+    """Integer MaxPool over the non-padding window elements; the scale is unchanged."""
+
+    kind: ClassVar[str] = "QMaxPool"
+    kernel: Pair
+    strides: Pair
+    pads: Pads
+    dilations: Pair
+
+
 OPS: dict[str, type[Op]] = {
     c.kind: c for c in (Input, Gemm, MatMul, Add, Relu, Flatten, Reshape, Identity, Softmax,
-                        Dense, QDense)
+                        Dense, QDense, Conv, BatchNorm, MaxPool, AvgPool, GlobalAvgPool, Clip,
+                        Pad, QConv, QMaxPool)
 }
 
 

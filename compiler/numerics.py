@@ -137,3 +137,58 @@ def dense(x_q: np.ndarray, w_q: np.ndarray, b_q: np.ndarray, mult: np.ndarray,
     acc = np.asarray(x_q, dtype=np.int64) @ np.asarray(w_q, dtype=np.int64) + np.asarray(
         b_q, dtype=np.int64)
     return requantize(acc, mult, shift, lo, hi)
+
+
+# --- convolution and pooling: NHWC tensors [H, W, C] of one sample ----------------------------
+
+
+def conv_out(size: int, k: int, stride: int, pad_a: int, pad_b: int, dil: int) -> int:
+    """Output length of a convolution or pooling window along one axis (floor mode)."""
+    return (size + pad_a + pad_b - dil * (k - 1) - 1) // stride + 1
+
+
+def windows(x: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int],
+            pads: tuple[int, int, int, int], dils: tuple[int, int], fill: int = 0
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """im2col of x [H, W, C]: (patches [OH, OW, kh, kw, C], inside [OH, OW, kh, kw]) where
+    ``inside`` is False at padding positions (which hold ``fill``)."""
+    h, w, c = x.shape
+    (kh, kw), (sh, sw), (pt, pl, pb, pr), (dh, dw) = kernel, strides, pads, dils
+    oh, ow = conv_out(h, kh, sh, pt, pb, dh), conv_out(w, kw, sw, pl, pr, dw)
+    xp = np.full((h + pt + pb, w + pl + pr, c), fill, dtype=x.dtype)
+    xp[pt:pt + h, pl:pl + w] = x
+    mask = np.zeros(xp.shape[:2], dtype=bool)
+    mask[pt:pt + h, pl:pl + w] = True
+    iy = (np.arange(oh) * sh)[:, None, None, None] + (np.arange(kh) * dh)[None, None, :, None]
+    ix = (np.arange(ow) * sw)[None, :, None, None] + (np.arange(kw) * dw)[None, None, None, :]
+    return xp[iy, ix], mask[iy, ix]
+
+
+def conv(x_q: np.ndarray, w_q: np.ndarray, b_q: np.ndarray, mult: np.ndarray,
+         shift: np.ndarray, lo: int, hi: int, kernel: tuple[int, int],
+         strides: tuple[int, int], pads: tuple[int, int, int, int], dils: tuple[int, int],
+         group: int) -> np.ndarray:
+    """The integer convolution: requantize(sum over the window and the group's channels of
+    x * w, padding 0, + bias). x_q [H, W, Cin] -> [OH, OW, Cout]. Exact in int64."""
+    x = np.asarray(x_q, dtype=np.int64)
+    w = np.asarray(w_q, dtype=np.int64)
+    cout, cg = w.shape[0], w.shape[1]
+    patches, _ = windows(x, kernel, strides, pads, dils)  # [OH, OW, kh, kw, Cin]
+    oh, ow = patches.shape[:2]
+    acc = np.empty((oh, ow, cout), dtype=np.int64)
+    per_group = cout // group
+    for gi in range(group):
+        cols = patches[..., gi * cg:(gi + 1) * cg].reshape(oh, ow, -1)  # (kh, kw, c) order
+        wg = w[gi * per_group:(gi + 1) * per_group].transpose(0, 2, 3, 1).reshape(per_group, -1)
+        acc[..., gi * per_group:(gi + 1) * per_group] = cols @ wg.T
+    return requantize(acc + np.asarray(b_q, dtype=np.int64), mult, shift, lo, hi)
+
+
+def maxpool(x_q: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int],
+            pads: tuple[int, int, int, int], dils: tuple[int, int]) -> np.ndarray:
+    """Max over the window's non-padding elements: x_q [H, W, C] -> [OH, OW, C]."""
+    x = np.asarray(x_q, dtype=np.int64)
+    low = np.iinfo(np.int64).min
+    patches, inside = windows(x, kernel, strides, pads, dils, fill=0)
+    patches = np.where(inside[..., None], patches, low)
+    return patches.max(axis=(2, 3))

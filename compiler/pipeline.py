@@ -38,6 +38,7 @@ class Options:
     eval_x: np.ndarray | None = field(default=None, compare=False, repr=False)
     eval_y: np.ndarray | None = field(default=None, compare=False, repr=False)
     input_shape: dict[str, tuple[int, ...]] | None = None
+    clock_mhz: float = 100.0
     prune: str | None = None  # "MODE:SPARSITY" (edgehls.passes.prune)
     share_bits: int = 0  # 0: no weight sharing
     compress: dict | None = None  # the --compress-config file, parsed
@@ -178,7 +179,7 @@ def load_npz(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
 
 #: every top-level entry compile writes into the output directory
 OUTPUTS = ("rtl", "rom", "golden", "sim", "synth", "manifest.json", "report.json", "report.md",
-           "filelist.f", "Makefile")
+           "filelist.f", "Makefile", "vivado", "quartus", "edgehls.core")
 
 
 def prepare_output(out: Path, force: bool) -> None:
@@ -253,7 +254,7 @@ def compile_model(model: Path, out: Path, opts: Options, force: bool = False) ->
     check_eval(opts)
     accuracy = evaluate(g_float, g_canon, g, pipe, opts)  # bad data: write nothing
     prepare_output(out, force)
-    files = codegen.write(g, sched, hw, out, model.name)
+    files = codegen.write(g, sched, hw, out, model.name, opts.clock_mhz)
     (out / "golden").mkdir()
     for name, arr in (("inputs", x), ("inputs_q", x_q), ("outputs_q", y_q),
                       ("outputs", golden.dequantize_output(g, y_q)),

@@ -7,13 +7,14 @@ schedule summary and files, read by the generic cocotb bench and by users' scrip
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 import edgehls
-from edgehls import golden, ir, numerics
+from edgehls import estimate, golden, ir, numerics
 from edgehls.romgen import HwParams
 from edgehls.tiler import Schedule, dense_layers, drain
 
@@ -35,7 +36,8 @@ def accuracy(g_float: ir.Graph, g_q: ir.Graph, x: np.ndarray | None, y: np.ndarr
 def io_entry(t: ir.Tensor, logits: bool = False) -> dict[str, Any]:
     entry = {"name": t.name, "shape": list(t.shape), "dtype": t.q.dtype, "bits": t.q.bits,
              "signed": t.q.signed, "frac": t.q.frac, "scale": t.q.scale, "zero_point": 0,
-             "tdata_bits": 8 * -(-t.q.bits // 8)}
+             "tdata_bits": 8 * -(-t.q.bits // 8),
+             "stream_order": "NHWC" if len(t.shape) == 4 else "row-major"}
     if logits:
         entry["logits"] = True
     return entry
@@ -47,24 +49,31 @@ def build(g: ir.Graph, s: Schedule, p: HwParams, out: Path, source: str, opts: A
     layers = []
     cycles = s.layer_cycles()
     for plan, node, cyc in zip(s.layers, dense_layers(g), cycles, strict=True):
-        w = g.const(node, "weight")
+        pool = isinstance(node.op, ir.QMaxPool)  # no weights: identity tiles the tiler makes
+        w = np.zeros(0, np.int64) if pool else g.const(node, "weight")
+        wbits = p.WW if pool else node.op.wbits
         live = plan.tiles - plan.skipped_tiles
         codebook = (1 << p.SHARE) * p.WW if p.SHARE else 0
+        g_ = plan.geom
         layers.append({
-            "name": plan.name, "op": "Dense", "relu": node.op.relu, "M": plan.M, "K": plan.K,
+            "name": plan.name, "op": plan.op.removeprefix("Q"),
+            "relu": bool(getattr(node.op, "relu", False)), "M": plan.M, "K": plan.K,
             "N": plan.N, "macs": plan.macs, "tiles": plan.tiles,
             "skipped_tiles": plan.skipped_tiles, "predicted_cycles": cyc,
+            "input_map": [g_.ih, g_.iw, g_.cin], "output_pixels": plan.M,
             "compute_bound_cycles": -(-plan.macs // rc),
             "memory_bound_cycles": live * s.R,
             "utilization": plan.macs / (cyc * rc) if cyc else 0.0,
             "sparsity": float((w == 0).mean()) if w.size else 0.0,
             "distinct_weights": int(np.unique(w).size),
             "weight_bits_raw": int(w.size) * 32,
-            "weight_bits_quantized": int(w.size) * node.op.wbits,
-            "weight_bits_pruned": live * rc * node.op.wbits,
-            "weight_bits_stored": live * rc * (p.SHARE or node.op.wbits) + codebook,
-            "share_bits": p.SHARE, "acc_bits": node.op.acc_bits, "wbits": node.op.wbits})
-    widths = {"schedule.hex": p.SW, "weights.hex": p.WROM_W, "codebook.hex": p.WW}
+            "weight_bits_quantized": int(w.size) * wbits,
+            "weight_bits_pruned": live * rc * wbits,
+            "weight_bits_stored": live * rc * (p.SHARE or wbits) + codebook,
+            "share_bits": p.SHARE, "acc_bits": getattr(node.op, "acc_bits", p.ACC_W),
+            "wbits": wbits})
+    widths = {"schedule.hex": p.SW, "weights.hex": p.WROM_W, "codebook.hex": p.WW,
+              "layers.hex": p.LTW}
     rom_bits = {f.name: len(f.read_text().split()) * widths.get(f.name, p.PW)
                 for f in sorted((out / "rom").iterdir())}
     total = {k: sum(layer[k] for layer in layers) for k in
@@ -79,6 +88,7 @@ def build(g: ir.Graph, s: Schedule, p: HwParams, out: Path, source: str, opts: A
     return {"generator": f"edgehls {edgehls.__version__}", "source": source,
             "pe": [s.R, s.C], "wbits": opts.wbits, "abits": opts.abits,
             "layers": layers, "total": total, "accuracy": acc, "notes": list(g.notes),
+            "estimate": estimate.report_entry(dataclasses.asdict(p)),
             "memory": {"activation_bits": 2 * s.B * s.adepth * p.AW,
                        "accumulator_bits": s.C * s.mdepth * p.ACC_W,
                        "weight_rom_bits": s.wdepth * p.WROM_W,
@@ -95,7 +105,7 @@ def markdown(rep: dict[str, Any]) -> str:
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for ly in rep["layers"]:
         lines.append(
-            f"| {ly['name']} | {ly['M']} x {ly['K']} x {ly['N']} | {ly['macs']} | "
+            f"| {ly['name']} ({ly['op']}) | {ly['M']} x {ly['K']} x {ly['N']} | {ly['macs']} | "
             f"{ly['tiles']} ({ly['skipped_tiles']}) | {ly['predicted_cycles']} | "
             f"{ly['utilization']:.1%} | {ly['sparsity']:.1%} | {ly['weight_bits_raw']} | "
             f"{ly['weight_bits_quantized']} | {ly['weight_bits_pruned']} | "

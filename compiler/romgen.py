@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgehls import ir, numerics
-from edgehls.errors import PassError
+from edgehls import ir, lowering, numerics
+from edgehls.errors import PassError, UnsupportedError
 from edgehls.tiler import Schedule, dense_layers
 
 
@@ -33,10 +33,34 @@ class HwParams:
     NT: int
     WDEPTH: int
     PDEPTH: int
-    NL: int = 1  # layers (codebook banks)
+    NL: int = 1  # layers (codebook banks, layer-table entries)
     SHARE: int = 0  # weight-sharing index bits; 0: the weight ROM holds WW-bit weights
+    DMAX: int = 1  # largest feature-map height/width/offset magnitude
+    SMAX: int = 1  # largest stride
     MB: int = numerics.MULT_BITS
     SB: int = numerics.SHIFT_BITS
+
+    @property
+    def DW(self) -> int:
+        return max(1, clog2(self.DMAX + 1))
+
+    @property
+    def SDW(self) -> int:
+        """Signed width of window positions and kernel offsets."""
+        return self.DW + 2
+
+    @property
+    def STW(self) -> int:
+        return max(1, clog2(self.SMAX + 1))
+
+    @property
+    def XAW(self) -> int:
+        """Signed width of read addresses (a window's first address may lie before 0)."""
+        return self.AAW + 3
+
+    @property
+    def LTW(self) -> int:
+        return 3 * self.DW + 2 * self.STW + 2 * self.XAW + 1
 
     @property
     def CSW(self) -> int:
@@ -77,8 +101,8 @@ class HwParams:
 
     @property
     def SW(self) -> int:
-        return (self.WAW + self.MCW + self.RCW + self.CCW + 4 + 4 * self.AAW + 2 * self.BW
-                + self.PAW + self.CSW)
+        return (self.WAW + self.MCW + self.RCW + self.CCW + 4 + self.XAW + 2 * self.AAW
+                + 2 * self.BW + self.PAW + self.CSW + 2 * self.SDW + 2 * self.CCW)
 
     @property
     def PW(self) -> int:
@@ -87,16 +111,29 @@ class HwParams:
 
 def hw_params(g: ir.Graph, s: Schedule) -> HwParams:
     layers = dense_layers(g)
-    shares = {n.op.share_bits for n in layers}
+    shares = {n.op.share_bits for n in layers if not isinstance(n.op, ir.QMaxPool)} or {0}
     if len(shares) != 1:
         raise PassError("weight sharing must use one index width for every layer (the weight "
                         f"ROM has one word format); got {sorted(shares)}")
     abits = max(g.tensor(t).q.bits for t in g.tensors if g.tensor(t).q is not None)
-    return HwParams(
-        R=s.R, C=s.C, B=s.B, AW=abits + 1,
-        WW=max(n.op.wbits for n in layers), ACC_W=max(n.op.acc_bits for n in layers),
+    geo = [plan.geom for plan in s.layers]
+    dmax = max([1] + [max(x.ih, x.iw, x.ow) for x in geo]
+               + [max(abs(t.off_h), abs(t.off_w)) for t in s.tiles])
+    arith = [n.op for n in layers if not isinstance(n.op, ir.QMaxPool)]
+    wbits = max([2] + [op.wbits for op in arith])
+    acc = max([op.acc_bits for op in arith]
+              + [g.tensor(n.inputs[0]).q.bits + 2 for n in layers])  # max mode: value + sign
+    p = HwParams(
+        R=s.R, C=s.C, B=s.B, AW=abits + 1, WW=wbits, ACC_W=acc,
         ADEPTH=s.adepth, MDEPTH=s.mdepth, NT=max(1, len(s.tiles)), WDEPTH=s.wdepth,
-        PDEPTH=s.pdepth, NL=len(layers), SHARE=shares.pop())
+        PDEPTH=s.pdepth, NL=len(layers), SHARE=shares.pop(), DMAX=dmax,
+        SMAX=max([1] + [max(x.sh, x.sw) for x in geo]))
+    lim = 1 << (p.XAW - 1)
+    if any(not -lim <= v < lim for t in s.tiles for v in (t.rd_base,)) or any(
+            not -lim <= v < lim for x in geo for v in (x.a_step, x.a_wrap)):
+        raise UnsupportedError("a layer's window addressing does not fit the read-address "
+                               "width; the feature map is too large for this array size")
+    return p
 
 
 def pack(fields: list[tuple[int, int]]) -> int:
@@ -116,24 +153,39 @@ def hex_lines(words: list[int], width: int) -> str:
 def schedule_words(s: Schedule, p: HwParams) -> list[int]:
     return [pack([(t.w_addr, p.WAW), (t.m, p.MCW), (t.k_rows, p.RCW), (t.n_cols, p.CCW),
                   (t.clear, 1), (t.last, 1), (t.barrier, 1), (t.src, 1),
-                  (t.rd_base, p.AAW), (t.rd_stride, p.AAW), (t.rd_rot, p.BW),
+                  (t.rd_base, p.XAW), (t.rd_rot, p.BW),
                   (t.wr_base, p.AAW), (t.wr_stride, p.AAW), (t.wr_rot, p.BW),
-                  (t.p_addr, p.PAW), (t.layer, p.CSW)]) for t in s.tiles]
+                  (t.p_addr, p.PAW), (t.layer, p.CSW), (t.off_h, p.SDW), (t.off_w, p.SDW),
+                  (t.mlo, p.CCW), (t.mhi, p.CCW)]) for t in s.tiles]
+
+
+def layer_words(s: Schedule, p: HwParams) -> list[int]:
+    """The layer table: feature-map geometry and address steps of each layer."""
+    return [pack([(x.ih, p.DW), (x.iw, p.DW), (x.ow, p.DW), (x.sh, p.STW), (x.sw, p.STW),
+                  (x.a_step, p.XAW), (x.a_wrap, p.XAW), (x.max_mode, 1)])
+            for x in (plan.geom for plan in s.layers)]
+
+
+def codebook(g: ir.Graph, node: ir.Node, p: HwParams) -> np.ndarray:
+    """A layer's codebook; a max pool's identity weights use [0, 1, 1, ...]."""
+    if isinstance(node.op, ir.QMaxPool):
+        return np.array([0] + [1] * ((1 << p.SHARE) - 1), dtype=np.int64)
+    return np.asarray(g.const(node, "codebook"), dtype=np.int64)
 
 
 def weight_words(g: ir.Graph, s: Schedule, p: HwParams) -> list[int]:
     """One word per tile row: column j's weight (or codebook index) at bits [j*w +: w]."""
     layers = dense_layers(g)
+    geo = [lowering.geometry(g, node) for node in layers]
     words: list[int] = []
     for t in s.tiles:
         node = layers[t.layer]
-        w = g.const(node, "weight")
-        k0, n0 = t.kt * s.R, t.nt * s.C
-        live = w[k0:k0 + t.k_rows, n0:n0 + t.n_cols]
+        k0, n0 = t.cb * s.R, t.nt * s.C
+        live = geo[t.layer].weight[t.kh, t.kw, k0:k0 + t.k_rows, n0:n0 + t.n_cols]
         if p.SHARE:
             # padding is index 0 (codebook[0]): its rows meet zero activations and its columns
             # are never written, so any weight there is harmless
-            live = codebook_indices(g.const(node, "codebook"), live, node.name)
+            live = codebook_indices(codebook(g, node, p), live, node.name)
         block = np.zeros((s.R, s.C), dtype=np.int64)
         block[:t.k_rows, :t.n_cols] = live
         width = p.SHARE or p.WW
@@ -154,7 +206,7 @@ def codebook_words(g: ir.Graph, p: HwParams) -> list[int]:
     """Layer l's codebook at addresses l * 2**SHARE ... (the decoder concatenates {l, index})."""
     words: list[int] = []
     for node in dense_layers(g):
-        words.extend(pack([(v, p.WW)]) for v in g.const(node, "codebook"))
+        words.extend(pack([(v, p.WW)]) for v in codebook(g, node, p))
     return words
 
 
@@ -162,14 +214,21 @@ def post_words(g: ir.Graph, s: Schedule, p: HwParams) -> list[list[int]]:
     """Per column j, one word per (layer, column group): bias, mult, shift, lo, hi."""
     cols: list[list[int]] = [[0] * p.PDEPTH for _ in range(s.C)]
     for plan, node in zip(s.layers, dense_layers(g), strict=True):
-        bias, mult, shift = (g.const(node, k) for k in ("bias", "mult", "shift"))
+        if isinstance(node.op, ir.QMaxPool):  # the maximum passes through at its own scale
+            q = g.tensor(node.outputs[0]).q
+            bias, mult, shift = (np.zeros(plan.N, np.int64), np.ones(plan.N, np.int64),
+                                 np.zeros(plan.N, np.int64))
+            lo, hi = q.lo, q.hi
+        else:
+            bias, mult, shift = (g.const(node, k) for k in ("bias", "mult", "shift"))
+            lo, hi = node.op.lo, node.op.hi
         for nt in range(plan.n_tiles):
             for j in range(s.C):
                 n = nt * s.C + j
                 if n < plan.N:
                     cols[j][plan.p_base + nt] = pack([
                         (bias[n], p.ACC_W), (mult[n], p.MB), (shift[n], p.SB),
-                        (node.op.lo, p.AW), (node.op.hi, p.AW)])
+                        (lo, p.AW), (hi, p.AW)])
     return cols
 
 
@@ -178,6 +237,7 @@ def rom_images(g: ir.Graph, s: Schedule, p: HwParams) -> dict[str, tuple[str, in
     files = {
         "schedule.hex": (schedule_words(s, p) or [0], p.SW),
         "weights.hex": (weight_words(g, s, p), p.WROM_W),
+        "layers.hex": (layer_words(s, p), p.LTW),
     }
     if p.SHARE:
         files["codebook.hex"] = (codebook_words(g, p), p.WW)

@@ -14,14 +14,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from edgehls import ir
-from edgehls.errors import PassError, UnsupportedError
+from edgehls import ir, lowering
+from edgehls.errors import UnsupportedError
 
 
 def drain(r: int, c: int) -> int:
     """Run cycles from a tile's last step issue to its last activation write, plus one: read 2,
-    array R + 1 (registered products), column skew C - 1, accumulate 1, requantize 3, write 1."""
-    return r + c + 7
+    array R + 2 (registered multiplier inputs and products), column skew C - 1, accumulate 1,
+    requantize 5, write 1."""
+    return r + c + 10
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,28 @@ class Tile:
     wr_stride: int
     wr_rot: int
     p_addr: int
+    kh: int = 0
+    kw: int = 0
+    cb: int = 0
+    off_h: int = 0  # input row of the window's kernel position at output row 0 (may be < 0)
+    off_w: int = 0
+    mlo: int = 0  # max mode: columns [mlo, mhi) take part in this tile
+    mhi: int = 0
+
+
+@dataclass(frozen=True)
+class LayerGeometry:
+    """The layer table entry the sequencer reads per layer (hw/sequencer.v)."""
+
+    ih: int
+    iw: int
+    ow: int
+    sh: int
+    sw: int
+    a_step: int
+    a_wrap: int
+    max_mode: bool
+    cin: int = 0
 
 
 @dataclass(frozen=True)
@@ -61,10 +84,9 @@ class LayerPlan:
     skipped_tiles: int
     first_tile: int
     p_base: int
-
-    @property
-    def macs(self) -> int:
-        return self.M * self.K * self.N
+    geom: LayerGeometry | None = None
+    macs: int = 0
+    op: str = "Dense"
 
 
 @dataclass
@@ -92,11 +114,8 @@ class Schedule:
 
 
 def dense_layers(g: ir.Graph) -> list[ir.Node]:
-    nodes = [n for n in g.nodes() if not isinstance(n.op, ir.Input)]
-    for n in nodes:
-        if not isinstance(n.op, ir.QDense):
-            raise PassError(f"the tiler needs a quantized graph; node {n.name!r} is {n.op.kind}")
-    return nodes
+    """The compute layers in schedule order (Dense, Conv and MaxPool, quantized)."""
+    return lowering.compute_layers(g)
 
 
 def schedule(g: ir.Graph, r: int, c: int) -> Schedule:
@@ -104,38 +123,54 @@ def schedule(g: ir.Graph, r: int, c: int) -> Schedule:
     b = math.lcm(r, c)
     layers: list[LayerPlan] = []
     tiles: list[Tile] = []
-    prev_m: int | None = None
+    prev: tuple[int, int] | None = None
     adepth, mdepth, p_base = 1, 1, 0
-    for li, node in enumerate(dense_layers(g)):
-        k, n = g.const(node, "weight").shape
-        m = g.tensor(node.inputs[0]).size // k
-        if prev_m is not None and m != prev_m:
+    for li, node in enumerate(lowering.compute_layers(g)):
+        geo = lowering.geometry(g, node)
+        if prev is not None and prev != (geo.ih * geo.iw, geo.cin):
             raise UnsupportedError(
-                f"node {node.name!r} ({node.op.kind}) reads {m} rows where the previous layer "
-                f"wrote {prev_m}: only chains of layers over the same rows are supported")
-        prev_m = m
-        kts, nts = -(-k // r), -(-n // c)
-        rd_stride, wr_stride = -(-k // b), -(-n // b)
-        adepth = max(adepth, m * rd_stride, m * wr_stride)
-        mdepth = max(mdepth, m)
+                f"node {node.name!r} ({node.op.kind}) reads {geo.ih * geo.iw} pixels of "
+                f"{geo.cin} channels where the previous layer wrote {prev[0]} of {prev[1]}: "
+                "only chains of layers are supported")
+        prev = (geo.m, geo.cout)
+        kh_n, kw_n = geo.kernel
+        cbs, nts = -(-geo.cin // r), -(-geo.cout // c)
+        rd_stride, wr_stride = -(-geo.cin // b), -(-geo.cout // b)
+        adepth = max(adepth, geo.ih * geo.iw * rd_stride, geo.m * wr_stride)
+        mdepth = max(mdepth, geo.m)
+        (sh, sw), (dh, dw), (pt, pl, _, _) = geo.strides, geo.dilations, geo.pads
+        table = LayerGeometry(geo.ih, geo.iw, geo.ow, sh, sw, sw * rd_stride,
+                              (sh * geo.iw - (geo.ow - 1) * sw) * rd_stride, geo.max_mode,
+                              geo.cin)
+        ktiles = [(kh, kw, cb) for kh in range(kh_n) for kw in range(kw_n) for cb in range(cbs)]
         first = len(tiles)
-        w = g.const(node, "weight")
         for nt in range(nts):
-            cols = slice(nt * c, (nt + 1) * c)
+            n0, n_cols = nt * c, min(c, geo.cout - nt * c)
             # all-zero weight tiles are skipped: no ROM words, no cycles. A column group with
             # no non-zero tile still needs one pass for its bias, so it keeps its first tile.
-            live = [kt for kt in range(kts) if w[kt * r:(kt + 1) * r, cols].any()] or [0]
+            live = [i for i, (kh, kw, cb) in enumerate(ktiles)
+                    if geo.weight[kh, kw, cb * r:(cb + 1) * r, n0:n0 + c].any()] or [0]
             for i, kt in enumerate(live):
+                kh, kw, cb = ktiles[kt]
+                k_rows = min(r, geo.cin - cb * r)
+                off_h, off_w = kh * dh - pt, kw * dw - pl
+                mlo, mhi = 0, c
+                if geo.max_mode:  # the columns whose channel this K-tile carries
+                    mlo = max(cb * r, n0) - n0
+                    mhi = max(mlo, min(cb * r + k_rows, n0 + n_cols) - n0)
                 tiles.append(Tile(
-                    layer=li, kt=kt, nt=nt, m=m, k_rows=min(r, k - kt * r),
-                    n_cols=min(c, n - nt * c), w_addr=len(tiles) * r, clear=i == 0,
-                    last=i == len(live) - 1, barrier=li > 0 and len(tiles) == first,
-                    src=li % 2, rd_base=(kt * r) // b, rd_stride=rd_stride,
-                    rd_rot=(kt * r) % b, wr_base=(nt * c) // b, wr_stride=wr_stride,
-                    wr_rot=(nt * c) % b, p_addr=p_base + nt))
+                    layer=li, kt=kt, nt=nt, m=geo.m, k_rows=k_rows, n_cols=n_cols,
+                    w_addr=len(tiles) * r, clear=i == 0, last=i == len(live) - 1,
+                    barrier=li > 0 and len(tiles) == first, src=li % 2,
+                    rd_base=(off_h * geo.iw + off_w) * rd_stride + (cb * r) // b,
+                    rd_stride=rd_stride, rd_rot=(cb * r) % b, wr_base=n0 // b,
+                    wr_stride=wr_stride, wr_rot=n0 % b, p_addr=p_base + nt, kh=kh, kw=kw,
+                    cb=cb, off_h=off_h, off_w=off_w, mlo=mlo, mhi=mhi))
         emitted = len(tiles) - first
-        layers.append(LayerPlan(li, node.name, m, k, n, kts, nts, kts * nts,
-                                kts * nts - emitted, first, p_base))
+        total = len(ktiles) * nts
+        layers.append(LayerPlan(li, node.name, geo.m, kh_n * kw_n * geo.cin, geo.cout,
+                                len(ktiles), nts, total, total - emitted, first, p_base, table,
+                                geo.macs, node.op.kind))
         p_base += nts
     sched = Schedule(r, c, b, layers, tiles, adepth, mdepth, max(1, p_base))
     sched.decide, sched.load, sched.total_cycles = cycle_model(tiles, r, c)

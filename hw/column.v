@@ -15,7 +15,7 @@
 //
 // Timing: the column's partial sum and its control word arrive together in cycle u. The
 // accumulator is read in u and written in u+1; on a tile's `last` pass the sum goes to the
-// requantizer in u+1 and its write request leaves in u+4 (edgehls_postproc LAT = 3).
+// requantizer in u+1 and its write request leaves in u+6 (edgehls_postproc LAT = 5).
 module edgehls_column #(
     parameter integer J = 0,
     parameter integer B = 4,
@@ -39,6 +39,10 @@ module edgehls_column #(
     input  wire             c_clear,
     input  wire             c_last,
     input  wire             c_wbuf,
+    input  wire             c_max,   // max mode (max pooling): keep the maximum, not the sum
+    input  wire             c_pv,    // the step's input pixel is inside the map (not padding)
+    input  wire [CCW-1:0]   c_mlo,   // max mode: columns [mlo, mhi) take part in this tile
+    input  wire [CCW-1:0]   c_mhi,
     input  wire [MCW-1:0]   c_m,
     input  wire [AAW-1:0]   c_waddr,
     input  wire [BW-1:0]    c_wrot,
@@ -59,13 +63,14 @@ module edgehls_column #(
     localparam [31:0]   J32 = J;
     localparam [31:0]   B32 = B;
     localparam [BW:0]   J_W = J32[BW:0];
+    localparam [CCW-1:0] J_C = J32[CCW-1:0];
     localparam [BW:0]   B_W = B32[BW:0];
     wire [BW:0]  bank_sum = {1'b0, c_wrot} + J_W;
     wire         carry = (bank_sum >= B_W);
     wire [BW-1:0] bank = bank_sum[BW-1:0] - (carry ? B_W[BW-1:0] : {BW{1'b0}});
     wire         en = (J < c_ncols);
 
-    reg              a_valid, a_clear, a_last, a_en;
+    reg              a_valid, a_clear, a_last, a_en, a_max, a_act;
     reg  [MCW-1:0]   a_m;
     reg  [ACC_W-1:0] a_psum;
     reg  [TW-1:0]    a_tag;
@@ -80,12 +85,19 @@ module edgehls_column #(
         a_clear <= c_clear;
         a_last <= c_last;
         a_en <= en;
+        a_max <= c_max;
+        a_act <= c_pv && (J_C >= c_mlo) && (J_C < c_mhi);
         a_m <= c_m;
         a_psum <= psum;
         a_tag <= {c_wbuf, bank, c_waddr + {{(AAW - 1){1'b0}}, carry}};
     end
 
-    wire [ACC_W-1:0] sum = (a_clear ? {ACC_W{1'b0}} : acc_q) + a_psum;
+    // sum mode: accumulate. Max mode: the maximum over the steps that take part; a cleared
+    // accumulator that has seen none yet holds the most negative value.
+    wire [ACC_W-1:0] most_neg = {1'b1, {(ACC_W - 1){1'b0}}};
+    wire [ACC_W-1:0] prev = a_clear ? most_neg : acc_q;
+    wire [ACC_W-1:0] max_v = (a_act && ($signed(a_psum) > $signed(prev))) ? a_psum : prev;
+    wire [ACC_W-1:0] sum = a_max ? max_v : (a_clear ? {ACC_W{1'b0}} : acc_q) + a_psum;
 
     edgehls_ram_sdp #(.W(ACC_W), .DEPTH(MDEPTH)) u_acc (
         .clk(clk),

@@ -16,6 +16,7 @@
 //   IN_BITS    input element width; IN_TW its tdata width; IN_M x IN_K the input tensor
 //   OUT_TW     output tdata width; OUT_M x OUT_N the output tensor; OUT_BUF its buffer
 //   CSW        layer-select width (`w_layer` tells a codebook decoder which layer is loading)
+//   DW, STW, XAW, SDW, LTW  window-walk widths and the layer-table word (edgehls_sequencer)
 //
 // Protocol: `start` (one cycle) -> the core takes IN_M*IN_K elements from s_axis (NHWC order,
 // one element a beat) -> runs the schedule (`run_cycles` counts these cycles, deterministic) ->
@@ -51,7 +52,13 @@ module edgehls_core #(
     parameter integer BW = (B > 1) ? $clog2(B) : 1,
     parameter integer PAW = (PDEPTH > 1) ? $clog2(PDEPTH) : 1,
     parameter integer CSW = 1,
-    parameter integer SW = WAW + MCW + RCW + CCW + 4 + 4 * AAW + 2 * BW + PAW + CSW,
+    parameter integer DW = 4,
+    parameter integer STW = 1,
+    parameter integer XAW = AAW + 3,
+    parameter integer SDW = DW + 2,
+    parameter integer LTW = 3 * DW + 2 * STW + 2 * XAW + 1,
+    parameter integer SW = WAW + MCW + RCW + CCW + 4 + XAW + 2 * AAW + 2 * BW + PAW + CSW
+                           + 2 * SDW + 2 * CCW,
     parameter integer SAW = (NT > 1) ? $clog2(NT) : 1,
     parameter integer PW = ACC_W + MB + SB + 2 * AW
 ) (
@@ -73,6 +80,8 @@ module edgehls_core #(
     input  wire [SW-1:0]       sched_ld,
     output wire [SAW-1:0]      sched_addr_is,
     input  wire [SW-1:0]       sched_is,
+    output wire [CSW-1:0]      ltab_addr,
+    input  wire [LTW-1:0]      ltab,
     output wire [WAW-1:0]      wrom_addr,
     input  wire [C*WW-1:0]     wrom_data,
     output wire [CSW-1:0]      w_layer,
@@ -84,7 +93,7 @@ module edgehls_core #(
     localparam integer IN_W = (IN_K + B - 1) / B;
     localparam integer OUT_W = (OUT_N + B - 1) / B;
     localparam integer RW = (R > 1) ? $clog2(R) : 1;
-    localparam integer CTW = 3 + MCW + AAW + BW + CCW + PAW;  // control word to the columns
+    localparam integer CTW = 5 + 2 * CCW + MCW + AAW + BW + CCW + PAW;  // control to columns
     localparam [31:0]    IN_W32 = IN_W;
     localparam [31:0]    OUT_W32 = OUT_W;
     localparam [31:0]    B32 = B;
@@ -93,7 +102,7 @@ module edgehls_core #(
     localparam [AAW-1:0] OUT_W_A = OUT_W32[AAW-1:0];
     localparam [BW:0]    B_W = B32[BW:0];
     localparam [BW-1:0]  B_LAST = B_LAST32[BW-1:0];
-    localparam integer CHAIN = R + C + 2;
+    localparam integer CHAIN = R + C + 3;
 
     reg [1:0] state;
     assign busy = (state != S_IDLE);
@@ -119,7 +128,8 @@ module edgehls_core #(
     wire             finished;
     wire             w_load;
     wire [RW-1:0]    w_row;
-    wire             st_valid, st_first, st_clear, st_last, st_src;
+    wire             st_valid, st_first, st_clear, st_last, st_src, st_pvalid, st_max;
+    wire [CCW-1:0]   st_mlo, st_mhi;
     wire [MCW-1:0]   st_m;
     wire [RCW-1:0]   st_k_rows;
     wire [CCW-1:0]   st_n_cols;
@@ -129,15 +139,17 @@ module edgehls_core #(
 
     edgehls_sequencer #(
         .R(R), .C(C), .NT(NT), .WAW(WAW), .MCW(MCW), .RCW(RCW), .CCW(CCW), .AAW(AAW),
-        .BW(BW), .PAW(PAW), .CSW(CSW)
+        .BW(BW), .PAW(PAW), .CSW(CSW), .XAW(XAW), .DW(DW), .SDW(SDW), .STW(STW), .LTW(LTW)
     ) u_seq (
         .clk(clk), .rst_n(rst_n), .go(go), .finished(finished), .cycles(run_cycles),
         .sched_addr_ld(sched_addr_ld), .sched_ld(sched_ld),
         .sched_addr_is(sched_addr_is), .sched_is(sched_is),
+        .ltab_addr(ltab_addr), .ltab(ltab),
         .wrom_addr(wrom_addr), .w_load(w_load), .w_row(w_row), .w_layer(w_layer),
         .st_valid(st_valid), .st_first(st_first), .st_clear(st_clear), .st_last(st_last),
         .st_src(st_src), .st_m(st_m), .st_k_rows(st_k_rows), .st_n_cols(st_n_cols),
-        .st_rd_addr(st_rd_addr), .st_rd_rot(st_rd_rot), .st_wr_addr(st_wr_addr),
+        .st_rd_addr(st_rd_addr), .st_pvalid(st_pvalid), .st_max(st_max),
+        .st_mlo(st_mlo), .st_mhi(st_mhi), .st_rd_rot(st_rd_rot), .st_wr_addr(st_wr_addr),
         .st_wr_rot(st_wr_rot), .st_p_addr(st_p_addr)
     );
 
@@ -210,7 +222,7 @@ module edgehls_core #(
     endgenerate
 
     // ---------------------------------------------------------------- step -> array rows
-    reg            p1_valid, p1_first, p1_src;
+    reg            p1_valid, p1_first, p1_src, p1_pvalid;
     reg [BW-1:0]   p1_rot;
     reg [RCW-1:0]  p1_krows;
     reg            xv_valid, xv_first;
@@ -226,12 +238,14 @@ module edgehls_core #(
         end
         p1_first <= st_first;
         p1_src <= st_src;
+        p1_pvalid <= st_pvalid;
         p1_rot <= st_rd_rot;
         p1_krows <= st_k_rows;
         xv_first <= p1_first;
     end
 
-    // row i takes bank (rot + i) mod B; rows past the tile's K edge get 0
+    // row i takes bank (rot + i) mod B; rows past the tile's K edge, and every row of a
+    // padding pixel, get 0
     genvar gi;
     generate
         for (gi = 0; gi < R; gi = gi + 1) begin : g_rot
@@ -246,7 +260,7 @@ module edgehls_core #(
                 for (b = 0; b < B; b = b + 1)
                     if (sel == b[BW-1:0]) pick = p1_src ? rd_b[b] : rd_a[b];
             end
-            always @(posedge clk) xv[gi] <= (gi < p1_krows) ? pick : {AW{1'b0}};
+            always @(posedge clk) xv[gi] <= (p1_pvalid && gi < p1_krows) ? pick : {AW{1'b0}};
         end
     endgenerate
 
@@ -295,7 +309,7 @@ module edgehls_core #(
 
     // ---------------------------------------------------------------- control to the columns
     // The control word of a step reaches column j together with the step's partial sum:
-    // issue cycle t -> array row 0 at t+2 -> bottom of column j at t+3+R+j.
+    // issue cycle t -> array row 0 at t+2 -> bottom of column j at t+4+R+j.
     reg [CTW-1:0] chain [0:CHAIN-1];
     reg           chain_v [0:CHAIN-1];
     integer ci;
@@ -306,25 +320,29 @@ module edgehls_core #(
             chain_v[0] <= st_valid;
             for (ci = 1; ci < CHAIN; ci = ci + 1) chain_v[ci] <= chain_v[ci-1];
         end
-        chain[0] <= {st_clear, st_last, ~st_src, st_m, st_wr_addr, st_wr_rot, st_n_cols,
-                     st_p_addr};
+        chain[0] <= {st_clear, st_last, ~st_src, st_max, st_pvalid, st_mlo, st_mhi, st_m,
+                     st_wr_addr, st_wr_rot, st_n_cols, st_p_addr};
         for (ci = 1; ci < CHAIN; ci = ci + 1) chain[ci] <= chain[ci-1];
     end
 
     genvar gj;
     generate
         for (gj = 0; gj < C; gj = gj + 1) begin : g_col
-            wire [CTW-1:0] cw = chain[2 + R + gj];
+            wire [CTW-1:0] cw = chain[3 + R + gj];
             edgehls_column #(
                 .J(gj), .B(B), .AW(AW), .ACC_W(ACC_W), .MDEPTH(MDEPTH), .MCW(MCW),
                 .AAW(AAW), .BW(BW), .CCW(CCW), .PAW(PAW), .MB(MB), .SB(SB), .PW(PW)
             ) u_col (
                 .clk(clk), .rst_n(rst_n),
                 .psum(psum[gj*ACC_W +: ACC_W]),
-                .c_valid(chain_v[2 + R + gj]),
+                .c_valid(chain_v[3 + R + gj]),
                 .c_clear(cw[CTW-1]),
                 .c_last(cw[CTW-2]),
                 .c_wbuf(cw[CTW-3]),
+                .c_max(cw[CTW-4]),
+                .c_pv(cw[CTW-5]),
+                .c_mlo(cw[MCW + AAW + BW + CCW + PAW + CCW +: CCW]),
+                .c_mhi(cw[MCW + AAW + BW + CCW + PAW +: CCW]),
                 .c_m(cw[AAW + BW + CCW + PAW +: MCW]),
                 .c_waddr(cw[BW + CCW + PAW +: AAW]),
                 .c_wrot(cw[CCW + PAW +: BW]),

@@ -10,10 +10,12 @@
 //
 // At each rising edge:
 //   a_o, a_valid_o, a_first_o <= a_in, a_valid, a_first
-//   term     <= a_valid ? a_in * w_use : 0            w_use = a_first ? w_shadow : w_active
-//   p_o      <= p_in + term        (the product is registered: multiplier and adder are
-//                                   separate pipeline stages, so a DSP block's own register
-//                                   holds the product and Fmax is not one multiply-add deep)
+//   a_m, w_m, v_m <= a_in, w_use, a_valid               w_use = a_first ? w_shadow : w_active
+//   term     <= v_m ? a_m * w_m : 0
+//   p_o      <= p_in + term
+// (the multiplier's inputs and its product are registered, so the route to and from a DSP
+// block and the multiply itself are separate pipeline stages: on ECP5 an unregistered
+// weight-select mux in front of the multiplier limited the design to 80 MHz)
 //   w_active <= w_shadow            if a_first   (the OLD shadow when a load hits the same edge)
 //   w_shadow <= w_data              if w_load
 // Reset (synchronous, active low) clears a_valid_o and a_first_o only; the datapath is not reset.
@@ -46,9 +48,12 @@ module edgehls_pe #(
     reg  signed [WW-1:0]    w_shadow;
     reg  signed [WW-1:0]    w_active;
     wire signed [WW-1:0]    w_use = a_first ? w_shadow : w_active;
-    wire signed [PW-1:0]    prod = a_in * w_use;
+    reg  signed [AW-1:0]    a_m;
+    reg  signed [WW-1:0]    w_m;
+    reg                     v_m;
+    wire signed [PW-1:0]    prod = a_m * w_m;
     /* verilator lint_off UNUSEDSIGNAL */  // top bits dropped only when ACC_W < AW + WW
-    wire signed [PW-1:0]    term = a_valid ? prod : {PW{1'b0}};
+    wire signed [PW-1:0]    term = v_m ? prod : {PW{1'b0}};
     /* verilator lint_on UNUSEDSIGNAL */
     wire signed [ACC_W-1:0] term_ext;
 
@@ -64,6 +69,8 @@ module edgehls_pe #(
     reg signed [ACC_W-1:0] term_r;
     always @(posedge clk) begin
         a_o <= a_in;
+        a_m <= a_in;
+        w_m <= w_use;
         term_r <= term_ext;
         p_o <= p_in + term_r;
         if (a_first) w_active <= w_shadow;
@@ -74,9 +81,11 @@ module edgehls_pe #(
         if (!rst_n) begin
             a_valid_o <= 1'b0;
             a_first_o <= 1'b0;
+            v_m <= 1'b0;
         end else begin
             a_valid_o <= a_valid;
             a_first_o <= a_first;
+            v_m <= a_valid;
         end
     end
 endmodule

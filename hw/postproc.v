@@ -10,11 +10,15 @@
 // + h[0], which equals (prod + 2**(shift-1)) >>> shift exactly (both are floor((h + 1) / 2)) and
 // needs no adder 2**SB bits wide: the sum stays within the ACC_W + MB + 1 product bits.
 //
-// Fixed latency LAT = 3: out_valid/out_data/out_tag during cycle t+3 belong to the inputs
+// Fixed latency LAT = 5: out_valid/out_data/out_tag during cycle t+5 belong to the inputs
 // presented during cycle t. No back-pressure: one result per cycle, every cycle.
 //   stage 1: s    = in_acc + bias             (mult, shift, lo, hi, tag, valid carried along)
 //   stage 2: prod = s * {1'b0, mult}          signed x unsigned, ACC_W + MB + 1 bits, exact
-//   stage 3: out  = saturate(round_shift(prod, shift), lo, hi)
+//   stage 3: h    = prod >>> (shift - 1)      the barrel shifter alone (prod when shift = 0)
+//   stage 4: y    = (h >>> 1) + h[0]          round half up (y = prod when shift = 0)
+//   stage 5: out  = saturate(y, lo, hi)
+// (Three stages after the multiply keep the shifter, the rounding add and the compares out of
+// one another's paths: on ECP5 the one-stage version limited the design to 50 MHz.)
 // bias, mult, shift, lo, hi and in_tag are sampled with in_acc, so they may change every cycle.
 // Reset (synchronous, active low) clears the valid pipeline only.
 //
@@ -46,7 +50,7 @@ module edgehls_postproc #(
     output reg  signed [OUT_W-1:0] out_data,
     output reg         [TW-1:0]    out_tag
 );
-    localparam LAT = 3;               // cycles from input to output (documentation for callers)
+    localparam LAT = 5;               // cycles from input to output (documentation for callers)
     localparam PW = ACC_W + MB + 1;   // exact product width
     localparam [SB-1:0] SH_ONE = 1;
 
@@ -81,18 +85,41 @@ module edgehls_postproc #(
         tag2   <= tag1;
     end
 
-    // stage 3: round half up, arithmetic shift, saturate
-    wire signed [PW-1:0] half = prod2 >>> (shift2 - SH_ONE);  // floor(prod / 2**(shift-1))
-    wire signed [PW-1:0] rounded = (half >>> 1) + $signed({{(PW-1){1'b0}}, half[0]});
-    wire signed [PW-1:0] y = (shift2 == {SB{1'b0}}) ? prod2 : rounded;
-    wire signed [PW-1:0] lo_ext = {{(PW-OUT_W){lo2[OUT_W-1]}}, lo2};
-    wire signed [PW-1:0] hi_ext = {{(PW-OUT_W){hi2[OUT_W-1]}}, hi2};
-    wire                 sel_hi = (y > hi_ext) || (lo2 > hi2);
-    wire                 sel_lo = (y < lo_ext);
+    // stage 3: the variable shift (a barrel shifter) on its own
+    reg signed [PW-1:0]    half3;
+    reg                    noshift3;
+    reg signed [OUT_W-1:0] lo3, hi3;
+    reg        [TW-1:0]    tag3;
 
     always @(posedge clk) begin
-        out_data <= sel_hi ? hi2 : (sel_lo ? lo2 : y[OUT_W-1:0]);
-        out_tag  <= tag2;
+        half3    <= (shift2 == {SB{1'b0}}) ? prod2 : prod2 >>> (shift2 - SH_ONE);
+        noshift3 <= (shift2 == {SB{1'b0}});
+        lo3      <= lo2;
+        hi3      <= hi2;
+        tag3     <= tag2;
+    end
+
+    // stage 4: round half up: floor(prod / 2**(shift-1)) -> floor((that + 1) / 2)
+    reg signed [PW-1:0]    y4;
+    reg signed [OUT_W-1:0] lo4, hi4;
+    reg        [TW-1:0]    tag4;
+
+    always @(posedge clk) begin
+        y4   <= noshift3 ? half3 : (half3 >>> 1) + $signed({{(PW-1){1'b0}}, half3[0]});
+        lo4  <= lo3;
+        hi4  <= hi3;
+        tag4 <= tag3;
+    end
+
+    // stage 5: saturate to [lo, hi]
+    wire signed [PW-1:0] lo_ext = {{(PW-OUT_W){lo4[OUT_W-1]}}, lo4};
+    wire signed [PW-1:0] hi_ext = {{(PW-OUT_W){hi4[OUT_W-1]}}, hi4};
+    wire                 sel_hi = (y4 > hi_ext) || (lo4 > hi4);
+    wire                 sel_lo = (y4 < lo_ext);
+
+    always @(posedge clk) begin
+        out_data <= sel_hi ? hi4 : (sel_lo ? lo4 : y4[OUT_W-1:0]);
+        out_tag  <= tag4;
     end
 
     // valid pipeline, one bit a stage: the only reset registers

@@ -8,9 +8,18 @@
 //   NT    number of schedule entries (tiles)
 //   SW    schedule entry width (the sum of the field widths below, packed LSB first:
 //         w_addr[WAW] m_count[MCW] k_rows[RCW] n_cols[CCW] clear last barrier src
-//         rd_base[AAW] rd_stride[AAW] rd_rot[BW] wr_base[AAW] wr_stride[AAW] wr_rot[BW]
-//         p_addr[PAW] layer[CSW]); edgehls.romgen packs the same layout.
+//         rd_base[XAW] rd_rot[BW] wr_base[AAW] wr_stride[AAW] wr_rot[BW]
+//         p_addr[PAW] layer[CSW] off_h[SDW] off_w[SDW] mlo[CCW] mhi[CCW]);
+//         edgehls.romgen packs the same layout.
 //   WAW, MCW, RCW, CCW, AAW, BW, PAW, CSW  field widths
+//   XAW, SDW, DW, STW  signed read-address, signed window-position, map-size and stride widths
+//   LTW   layer-table word: ih[DW] iw[DW] ow[DW] sh[STW] sw[STW] a_step[XAW] a_wrap[XAW] max
+//
+// Every layer is a convolution over an NHWC map (a dense layer is 1 x 1 over 1 x M pixels):
+// step m of a tile is output pixel (oh, ow) = (m / OW, m % OW); it reads input pixel
+// (oh*sh + off_h, ow*sw + off_w) of the tile's kernel position, at a running address that
+// steps by a_step along a row and a_wrap to the next row. A pixel outside the map (padding)
+// is flagged (st_pvalid = 0) and read as zeros.
 //
 // Timing (edgehls.tiler.cycle_model computes the same recurrence; tests compare them):
 //   `go` starts the schedule; the cycle after it is run cycle 0.
@@ -31,7 +40,13 @@ module edgehls_sequencer #(
     parameter integer BW = 2,
     parameter integer PAW = 4,
     parameter integer CSW = 1,
-    parameter integer SW = WAW + MCW + RCW + CCW + 4 + 4 * AAW + 2 * BW + PAW + CSW,
+    parameter integer XAW = AAW + 3,
+    parameter integer DW = 4,
+    parameter integer SDW = DW + 2,
+    parameter integer STW = 1,
+    parameter integer LTW = 3 * DW + 2 * STW + 2 * XAW + 1,
+    parameter integer SW = WAW + MCW + RCW + CCW + 4 + XAW + 2 * AAW + 2 * BW + PAW + CSW
+                           + 2 * SDW + 2 * CCW,
     parameter integer SAW = (NT > 1) ? $clog2(NT) : 1,
     parameter integer RW = (R > 1) ? $clog2(R) : 1
 ) (
@@ -48,6 +63,9 @@ module edgehls_sequencer #(
     /* verilator lint_on UNUSEDSIGNAL */
     output wire [SAW-1:0] sched_addr_is,
     input  wire [SW-1:0]  sched_is,
+    // layer table, asynchronous read, addressed by the issuing tile's layer
+    output wire [CSW-1:0] ltab_addr,
+    input  wire [LTW-1:0] ltab,
     // weight ROM read port and the array's shadow-weight write (one cycle after the read)
     output wire [WAW-1:0] wrom_addr,
     output reg            w_load,
@@ -62,13 +80,17 @@ module edgehls_sequencer #(
     output reg  [MCW-1:0] st_m,
     output reg  [RCW-1:0] st_k_rows,
     output reg  [CCW-1:0] st_n_cols,
-    output reg  [AAW-1:0] st_rd_addr,
+    output wire [AAW-1:0] st_rd_addr,
+    output wire           st_pvalid,
+    output reg            st_max,
+    output reg  [CCW-1:0] st_mlo,
+    output reg  [CCW-1:0] st_mhi,
     output reg  [BW-1:0]  st_rd_rot,
     output reg  [AAW-1:0] st_wr_addr,
     output reg  [BW-1:0]  st_wr_rot,
     output reg  [PAW-1:0] st_p_addr
 );
-    localparam integer DRAIN = R + C + 7;
+    localparam integer DRAIN = R + C + 10;
     localparam [31:0]  NT32 = NT;
     localparam [31:0]  R1_32 = R - 1;
     localparam [SAW:0] NT_I = NT32[SAW:0];
@@ -82,13 +104,25 @@ module edgehls_sequencer #(
     localparam integer O_BARRIER = O_LAST + 1;
     localparam integer O_SRC = O_BARRIER + 1;
     localparam integer O_RDBASE = O_SRC + 1;
-    localparam integer O_RDSTRIDE = O_RDBASE + AAW;
-    localparam integer O_RDROT = O_RDSTRIDE + AAW;
+    localparam integer O_RDROT = O_RDBASE + XAW;
     localparam integer O_WRBASE = O_RDROT + BW;
     localparam integer O_WRSTRIDE = O_WRBASE + AAW;
     localparam integer O_WRROT = O_WRSTRIDE + AAW;
     localparam integer O_PADDR = O_WRROT + BW;
     localparam integer O_LAYER = O_PADDR + PAW;
+    localparam integer O_OFFH = O_LAYER + CSW;
+    localparam integer O_OFFW = O_OFFH + SDW;
+    localparam integer O_MLO = O_OFFW + SDW;
+    localparam integer O_MHI = O_MLO + CCW;
+    // layer-table fields
+    localparam integer L_IH = 0;
+    localparam integer L_IW = L_IH + DW;
+    localparam integer L_OW = L_IW + DW;
+    localparam integer L_SH = L_OW + DW;
+    localparam integer L_SW = L_SH + STW;
+    localparam integer L_STEP = L_SW + STW;
+    localparam integer L_WRAP = L_STEP + XAW;
+    localparam integer L_MAX = L_WRAP + XAW;
 
     reg         running;
     reg  [31:0] cyc;
@@ -99,7 +133,19 @@ module edgehls_sequencer #(
     reg  [RW-1:0]  ld_row;
     reg  [CSW-1:0] ld_layer;
     reg  [MCW-1:0] m_left;
-    reg  [AAW-1:0] rd_stride, wr_stride;
+    reg  [AAW-1:0] wr_stride;
+    // window walk of the issuing tile
+    reg  signed [XAW-1:0] rd;
+    reg  signed [SDW-1:0] ih, iw, off_w;
+    reg  [DW-1:0]  owc, ow_last, ih_n, iw_n;
+    reg  [STW-1:0] sh, sw;
+    reg  signed [XAW-1:0] a_step, a_wrap;
+
+    assign ltab_addr = sched_is[O_LAYER +: CSW];
+    assign st_rd_addr = rd[AAW-1:0];
+    assign st_pvalid = (ih >= 0) && (iw >= 0) && (ih < $signed({2'b00, ih_n}))
+                       && (iw < $signed({2'b00, iw_n}));
+    wire [DW-1:0] ow_n = ltab[L_OW +: DW];
 
     assign sched_addr_ld = (ld_idx < NT_I) ? ld_idx[SAW-1:0] : {SAW{1'b0}};
     assign sched_addr_is = (is_idx < NT_I) ? is_idx[SAW-1:0] : {SAW{1'b0}};
@@ -139,8 +185,17 @@ module edgehls_sequencer #(
                     st_valid <= 1'b1;
                     st_first <= 1'b0;
                     st_m <= st_m + 1'b1;
-                    st_rd_addr <= st_rd_addr + rd_stride;
                     st_wr_addr <= st_wr_addr + wr_stride;
+                    if (owc == ow_last) begin
+                        owc <= {DW{1'b0}};
+                        iw <= off_w;
+                        ih <= ih + $signed({{(SDW - STW){1'b0}}, sh});
+                        rd <= rd + a_wrap;
+                    end else begin
+                        owc <= owc + 1'b1;
+                        iw <= iw + $signed({{(SDW - STW){1'b0}}, sw});
+                        rd <= rd + a_step;
+                    end
                 end else begin
                     st_valid <= 1'b0;
                 end
@@ -153,7 +208,21 @@ module edgehls_sequencer #(
                     st_src <= sched_is[O_SRC];
                     st_k_rows <= sched_is[O_KROWS +: RCW];
                     st_n_cols <= sched_is[O_NCOLS +: CCW];
-                    st_rd_addr <= sched_is[O_RDBASE +: AAW];
+                    rd <= sched_is[O_RDBASE +: XAW];
+                    ih <= sched_is[O_OFFH +: SDW];
+                    iw <= sched_is[O_OFFW +: SDW];
+                    off_w <= sched_is[O_OFFW +: SDW];
+                    owc <= {DW{1'b0}};
+                    ow_last <= ow_n - 1'b1;
+                    ih_n <= ltab[L_IH +: DW];
+                    iw_n <= ltab[L_IW +: DW];
+                    sh <= ltab[L_SH +: STW];
+                    sw <= ltab[L_SW +: STW];
+                    a_step <= ltab[L_STEP +: XAW];
+                    a_wrap <= ltab[L_WRAP +: XAW];
+                    st_max <= ltab[L_MAX];
+                    st_mlo <= sched_is[O_MLO +: CCW];
+                    st_mhi <= sched_is[O_MHI +: CCW];
                     st_rd_rot <= sched_is[O_RDROT +: BW];
                     st_wr_addr <= sched_is[O_WRBASE +: AAW];
                     st_wr_rot <= sched_is[O_WRROT +: BW];
@@ -199,7 +268,6 @@ module edgehls_sequencer #(
             if (is_start) begin
                 is_idx <= is_idx + 1'b1;
                 m_left <= e_m - 1'b1;
-                rd_stride <= sched_is[O_RDSTRIDE +: AAW];
                 wr_stride <= sched_is[O_WRSTRIDE +: AAW];
                 s_min <= cyc + e_period;
                 s_bar <= cyc + e_m32 + DRAIN - 1;

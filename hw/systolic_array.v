@@ -6,8 +6,8 @@
 // and flow down; column j's dot product leaves PE(R-1,j) on out_psum.
 //
 // Timing contract: when the caller presents step m's value for row i during cycle T+i (it skews
-// the rows), out_psum column j during cycle T+R+1+j (each PE registers its product, then its
-// sum) equals the sum over the rows i whose in_valid is
+// the rows), out_psum column j during cycle T+R+2+j (each PE registers the multiplier's inputs,
+// its product, then its sum) equals the sum over the rows i whose in_valid is
 // set of a_i * W[i][j], W being the weights active at that step. A step whose in_first is set
 // uses, and makes active, the shadow weights loaded before it (per PE, as it passes).
 //

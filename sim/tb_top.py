@@ -25,6 +25,14 @@ from cocotb.utils import get_sim_time
 PERIOD_NS = 10
 
 
+def stream(a: np.ndarray) -> list[int]:
+    """A sample's tensor in stream order: NCHW tensors go NHWC (channels fastest)."""
+    a = np.asarray(a)
+    if a.ndim == 4:
+        a = a.transpose(0, 2, 3, 1)
+    return [int(v) for v in a.reshape(-1)]
+
+
 def to_bits(v: int, bits: int) -> int:
     return int(v) & ((1 << bits) - 1)
 
@@ -100,8 +108,8 @@ class TB:
 
     async def infer(self, s: int) -> dict:
         d = self.dut
-        x = [int(v) for v in self.x_q[s].reshape(-1)]
-        expected = [int(v) for v in self.y_q[s].reshape(-1)]
+        x = stream(self.x_q[s])
+        expected = stream(self.y_q[s])
         t0 = get_sim_time(unit="ns")
         d.start.value = 1
         await RisingEdge(d.clk)

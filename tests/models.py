@@ -124,27 +124,25 @@ def save(model: onnx.ModelProto, path: str | Path) -> Path:
 
 # --- deliberately bad models, for error tests -----------------------------------------------
 
-UNSUPPORTED_NODE = {"Conv": "conv1", "Sigmoid": "sigmoid1"}
+UNSUPPORTED_NODE = {"LRN": "lrn1", "Sigmoid": "sigmoid1"}
 
 
-def unsupported_op_model(op: str = "Conv") -> onnx.ModelProto:
+def unsupported_op_model(op: str = "LRN") -> onnx.ModelProto:
     """A valid model whose node UNSUPPORTED_NODE[op] has an op the compiler does not support.
 
-    "Conv": input [1, 1, 8, 8] -> Conv conv1 (4 filters 3x3, same padding) -> Flatten -> Gemm fc1.
+    "LRN": input [1, 1, 8, 8] -> LRN lrn1 -> Flatten -> Gemm fc1.
     "Sigmoid": input [1, 16] -> Gemm fc0 -> Sigmoid sigmoid1 -> Gemm fc1.
     """
     rng = np.random.default_rng(0)
     out = helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 10])
-    if op == "Conv":
+    if op == "LRN":
         nodes = [
-            helper.make_node("Conv", ["input", "conv1.weight"], ["conv1"], name="conv1",
-                             kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
-            helper.make_node("Flatten", ["conv1"], ["flat"], name="flatten"),
+            helper.make_node("LRN", ["input"], ["lrn1"], name="lrn1", size=3),
+            helper.make_node("Flatten", ["lrn1"], ["flat"], name="flatten"),
             helper.make_node("Gemm", ["flat", "fc1.weight", "fc1.bias"], ["output"], name="fc1",
                              transB=1),
         ]
-        inits = [_const(rng.normal(0, 1 / 3, (4, 1, 3, 3)), "conv1.weight"),
-                 _const(rng.normal(0, 1 / 16, (10, 256)), "fc1.weight"),
+        inits = [_const(rng.normal(0, 1 / 16, (10, 64)), "fc1.weight"),
                  _const(np.zeros(10), "fc1.bias")]
         inp = helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 1, 8, 8])
     elif op == "Sigmoid":

@@ -95,12 +95,15 @@ def test_input_shape_unknown_name(tmp_path: Path) -> None:
 # -- unsupported constructs ---------------------------------------------------------------------
 
 def test_unsupported_op(tmp_path: Path) -> None:
-    path = _save(tmp_path, [helper.make_node("Conv", ["x", "W"], ["y"], name="conv1")],
-                 [_w("W", 2, 1, 3, 3)], [1, 1, 8, 8], [1, 2, 6, 6])
+    path = _save(tmp_path, [helper.make_node("LRN", ["x"], ["y"], name="lrn1", size=3)],
+                 [], [1, 2, 6, 6], [1, 2, 6, 6])
     with pytest.raises(UnsupportedError) as exc:
         load(path)
-    assert str(exc.value) == ("node 'conv1' (Conv): op not supported; supported ops: Add, "
-                              "Dropout, Flatten, Gemm, Identity, MatMul, Relu, Reshape, Softmax")
+    assert str(exc.value) == (
+        "node 'lrn1' (LRN): op not supported; supported ops: "
+        "Add, AveragePool, BatchNormalization, Clip, Conv, Dropout, Flatten, Gemm, "
+        "GlobalAveragePool, GlobalMaxPool, Identity, MatMul, MaxPool, Mul, Pad, ReduceMean, Relu, "
+        "Reshape, Softmax")
 
 
 def test_unnamed_unsupported_op_gets_index_name(tmp_path: Path) -> None:

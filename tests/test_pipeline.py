@@ -78,8 +78,8 @@ def test_pass_error_names_the_pass_and_those_before(graph):
     # Quantize straight on the frontend graph is an ordering bug: the error says where
     with pytest.raises(PassError) as e:
         pipeline.run_passes(graph, [Quantize()])
-    assert str(e.value).startswith("pass quantize (after frontend): Quantize requires Input "
-                                   "and Dense nodes")
+    assert str(e.value).startswith("pass quantize (after frontend): Quantize requires Input, "
+                                   "Dense, Conv and MaxPool nodes")
     assert isinstance(e.value.__cause__, PassError)
 
 

@@ -94,15 +94,16 @@ def test_hw_params_widths(case):
 # --- ROM images --------------------------------------------------------------------------------
 
 def schedule_widths(p: romgen.HwParams) -> list[int]:
-    # hw/sequencer.v: w_addr m_count k_rows n_cols clear last barrier src rd_base rd_stride
-    # rd_rot wr_base wr_stride wr_rot p_addr layer
-    return [p.WAW, p.MCW, p.RCW, p.CCW, 1, 1, 1, 1, p.AAW, p.AAW, p.BW, p.AAW, p.AAW, p.BW,
-            p.PAW, p.CSW]
+    # hw/sequencer.v: w_addr m_count k_rows n_cols clear last barrier src rd_base rd_rot
+    # wr_base wr_stride wr_rot p_addr layer off_h off_w mlo mhi
+    return [p.WAW, p.MCW, p.RCW, p.CCW, 1, 1, 1, 1, p.XAW, p.BW, p.AAW, p.AAW, p.BW,
+            p.PAW, p.CSW, p.SDW, p.SDW, p.CCW, p.CCW]
 
 
 SCHEDULE_FIELDS = ("w_addr", "m", "k_rows", "n_cols", "clear", "last", "barrier", "src",
-                   "rd_base", "rd_stride", "rd_rot", "wr_base", "wr_stride", "wr_rot", "p_addr",
-                   "layer")
+                   "rd_base", "rd_rot", "wr_base", "wr_stride", "wr_rot", "p_addr",
+                   "layer", "off_h", "off_w", "mlo", "mhi")
+SIGNED_FIELDS = {"rd_base", "off_h", "off_w"}
 
 
 def test_schedule_words_round_trip(case):
@@ -112,7 +113,8 @@ def test_schedule_words_round_trip(case):
     words = romgen.schedule_words(s, p)
     assert len(words) == len(s.tiles)
     for word, t in zip(words, s.tiles, strict=True):
-        assert unpack(word, widths) == [int(getattr(t, f)) for f in SCHEDULE_FIELDS]
+        signed = [f in SIGNED_FIELDS for f in SCHEDULE_FIELDS]
+        assert unpack(word, widths, signed) == [int(getattr(t, f)) for f in SCHEDULE_FIELDS]
 
 
 def test_weight_words_hold_each_tile_padded_with_zeros(case):
@@ -153,10 +155,11 @@ def test_post_words_per_column(case):
 def test_rom_images_names_and_line_widths(case):
     g, s, p = case
     files = romgen.rom_images(g, s, p)
-    assert set(files) == {"schedule.hex", "weights.hex", *(f"post_c{j}.hex" for j in range(s.C))}
-    widths = {"schedule.hex": p.SW, "weights.hex": s.C * p.WW,
+    assert set(files) == {"schedule.hex", "weights.hex", "layers.hex",
+                          *(f"post_c{j}.hex" for j in range(s.C))}
+    widths = {"schedule.hex": p.SW, "weights.hex": s.C * p.WW, "layers.hex": p.LTW,
               **{f"post_c{j}.hex": p.PW for j in range(s.C)}}
-    depths = {"schedule.hex": len(s.tiles), "weights.hex": s.wdepth,
+    depths = {"schedule.hex": len(s.tiles), "weights.hex": s.wdepth, "layers.hex": len(s.layers),
               **{f"post_c{j}.hex": s.pdepth for j in range(s.C)}}
     for name, (text, width) in files.items():
         assert width == widths[name], name

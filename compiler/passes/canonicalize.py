@@ -1,4 +1,4 @@
-"""Canonicalize: ONNX-level ops -> a chain of ``Input`` and ``Dense`` nodes."""
+"""Canonicalize: ONNX-level ops -> a graph of ``Input``, ``Dense``, ``Conv`` and ``MaxPool``."""
 
 from __future__ import annotations
 
@@ -8,27 +8,42 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgehls import ir
+from edgehls import ir, numerics
 from edgehls.errors import UnsupportedError
 
 _WHY = {
-    "Add": "only a constant bias broadcastable to [N] directly after a MatMul/Gemm "
-           "(whose output nothing else reads) can be folded",
-    "Relu": "a Relu must directly follow a MatMul/Gemm whose output nothing else reads",
+    "Add": "only a constant bias (broadcastable to [N], or per channel on a feature map) "
+           "directly after a MatMul/Gemm or Conv (whose output nothing else reads) can be folded",
+    "Relu": "a Relu must directly follow a MatMul/Gemm or Conv whose output nothing else reads "
+            "(or a MaxPool of such a Conv)",
+    "Clip": "a Clip must directly follow a Conv whose output nothing else reads (or a MaxPool "
+            "of such a Conv); after a MatMul/Gemm only Clip(0, inf) (a Relu) is supported",
+    "Pad": "a Pad must feed only Conv/MaxPool/AveragePool nodes (a MaxPool only when its input "
+           "is non-negative, e.g. after a ReLU)",
+    "BatchNorm": "only a BatchNormalization of a [N, C] or [N, C, H, W] tensor is supported",
     "Softmax": "only a final Softmax (producing the graph output) is supported",
 }
+_SPATIAL = (ir.Conv, ir.MaxPool, ir.AvgPool, ir.GlobalAvgPool, ir.Pad, ir.BatchNorm)
+_NO_ACT = (-np.inf, np.inf)
 
 
 @dataclass(frozen=True)
 class Canonicalize:
-    """Rewrite a frontend graph into ``Input -> Dense -> Dense ...``.
+    """Rewrite a frontend graph into ``Input``, ``Dense``, ``Conv`` and ``MaxPool`` nodes.
 
     Requires: a graph from ``edgehls.frontend.load`` (ONNX-level ops, float32 constants,
-    static shapes). Guarantees: every node is ``Input`` or ``Dense`` with float consts 'weight'
-    [K, N] and 'bias' [N]; nodes that do not reach the output are removed; Identity/Dropout,
-    Flatten and Reshape (row-major reinterpretations of the stream) are bypassed; a final
-    Softmax is dropped with a note (outputs are logits); Gemm/MatMul become Dense, a following
-    constant Add folds into the bias and a following Relu into ``Dense(relu=True)``; unused
+    static shapes). Guarantees: every node is ``Input``, ``Dense`` (float consts 'weight' [K, N],
+    'bias' [N]), ``Conv`` (float consts 'weight' [Cout, Cin/group, kh, kw], 'bias' [Cout], a
+    4-D output [N, Cout, OH, OW]) or ``MaxPool``; nodes that do not reach the output are removed;
+    Identity/Dropout, Flatten and Reshape are bypassed (a Flatten of a computed [N, C, H, W]
+    map with C > 1 and H * W > 1 into a Gemm/MatMul makes that layer a Conv with kernel (H, W),
+    so the NCHW flatten order lives in the weights; the graph input stays row-major); a final
+    Softmax is dropped with a note; Gemm/MatMul become Dense; a constant Add folds into the
+    bias; BatchNorm (and Mul by a per-channel constant) folds into the Conv/Dense before it when
+    that is its only reader, else becomes a depthwise 1x1 Conv (a diagonal Dense on [N, C]);
+    AveragePool and GlobalAveragePool become depthwise Convs; Relu/Clip fuse into the Conv
+    before it (``act``), also through a MaxPool (max and a monotonic activation commute), or
+    into a Dense (``relu``); Pad folds into the following Conv's or MaxPool's pads. Unused
     constants are dropped; ``verify()`` passes. The input graph is not modified. Raises
     ``UnsupportedError`` naming any node that cannot be expressed.
     """
@@ -36,20 +51,33 @@ class Canonicalize:
     def __call__(self, g: ir.Graph) -> ir.Graph:
         g = g.copy()
         _remove_dead(g)
-        for node in _each(g, ir.Identity, ir.Flatten, ir.Reshape):
+        for node in _each(g, ir.Identity):
+            _bypass(g, node)
+        for node in _each(g, ir.Conv):  # each Conv owns its weight and a bias from here on
+            bias = g.const(node, "bias") if node.const_name("bias") else np.zeros(
+                g.const(node, "weight").shape[0])
+            _conv(g, node, node.op, g.const(node, "weight"), bias)
+        for node in _each(g, ir.Gemm, ir.MatMul):
+            _to_dense(g, node)
+        for node in _each(g, ir.Flatten, ir.Reshape):
             _bypass(g, node)
         for node in _each(g, ir.Softmax):
             if node.outputs[0] in g.outputs and not g.consumers(node.outputs[0]):
                 g.remove_node(node.name, forward=True)
                 g.notes.append("final Softmax dropped from hardware: outputs are logits")
-        for node in _each(g, ir.Gemm, ir.MatMul):
-            _to_dense(g, node)
-        for node in _each(g, ir.Add, ir.Relu):
-            _fuse(g, node)
+        for node in _each(g, ir.AvgPool, ir.GlobalAvgPool):
+            _pool_to_conv(g, node)
+        for node in _each(g, ir.Add, ir.BatchNorm):  # in order: Conv -> Add -> BN folds both
+            (_fuse_add if isinstance(node.op, ir.Add) else _batchnorm)(g, node)
+        for node in _each(g, ir.Relu, ir.Clip):
+            _fuse_act(g, node)
+        for node in _each(g, ir.Pad):
+            _fold_pad(g, node)
         for node in g.nodes():
-            if not isinstance(node.op, (ir.Input, ir.Dense)):
+            if not isinstance(node.op, (ir.Input, ir.Dense, ir.Conv, ir.MaxPool)):
                 raise UnsupportedError(f"node {node.name!r} ({node.op.kind}): cannot be mapped "
-                                       f"to a Dense layer: {_WHY.get(node.op.kind, 'unexpected')}")
+                                       "to a Dense, Conv or MaxPool layer: "
+                                       f"{_WHY.get(node.op.kind, 'unexpected')}")
         used = {c for node in g.nodes() for _, c in node.consts}
         g.consts = {k: v for k, v in g.consts.items() if k in used}
         g.verify()
@@ -81,10 +109,18 @@ def _remove_dead(g: ir.Graph) -> None:
 def _bypass(g: ir.Graph, node: ir.Node) -> None:
     src, dst = node.inputs[0], node.outputs[0]
     before, after = g.tensor(src).shape, g.tensor(dst).shape
+    readers = [g.node(c) for c in g.consumers(dst)]
+    if _squeezed(before) != _squeezed(after) and any(isinstance(r.op, _SPATIAL) for r in readers):
+        raise UnsupportedError(f"node {node.name!r} ({node.op.kind}): reshaping {list(before)} "
+                               f"to {list(after)} before a convolution or pool is not supported")
     if dst in g.outputs and before != after:
         g.notes.append(f"output {dst!r}: {node.op.kind} {node.name!r} removed, the output "
                        f"stream {list(before)} is the row-major data of ONNX shape {list(after)}")
     g.remove_node(node.name, forward=True)
+
+
+def _squeezed(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(d for d in shape if d != 1)
 
 
 def _new_const(g: ir.Graph, name: str, value: np.ndarray) -> str:
@@ -95,54 +131,254 @@ def _new_const(g: ir.Graph, name: str, value: np.ndarray) -> str:
     return g.add_const(key, np.asarray(value, dtype=np.float32))
 
 
-def _dense(g: ir.Graph, node: ir.Node, weight: np.ndarray, bias: np.ndarray) -> None:
+def _dense(g: ir.Graph, node: ir.Node, weight: np.ndarray, bias: np.ndarray,
+           relu: bool = False) -> None:
     consts = (("weight", _new_const(g, f"{node.name}.weight", weight)),
               ("bias", _new_const(g, f"{node.name}.bias", bias)))
-    g.replace_node(ir.Node(node.name, ir.Dense(), node.inputs, node.outputs, consts))
+    g.replace_node(ir.Node(node.name, ir.Dense(relu), node.inputs, node.outputs, consts))
+
+
+def _conv(g: ir.Graph, node: ir.Node, op: ir.Conv, weight: np.ndarray, bias: np.ndarray,
+          inputs: tuple[str, ...] | None = None) -> None:
+    """Make ``node`` a Conv owning new 'weight' and 'bias' constants; its output 4-D."""
+    consts = (("weight", _new_const(g, f"{node.name}.weight", weight)),
+              ("bias", _new_const(g, f"{node.name}.bias", bias)))
+    x = g.tensor((inputs or node.inputs)[0]).shape
+    out = node.outputs[0]
+    before = g.tensor(out).shape
+    shape = (x[0], weight.shape[0],
+             numerics.conv_out(x[2], op.kernel[0], op.strides[0], op.pads[0], op.pads[2],
+                               op.dilations[0]),
+             numerics.conv_out(x[3], op.kernel[1], op.strides[1], op.pads[1], op.pads[3],
+                               op.dilations[1]))
+    if shape != before:
+        if int(np.prod(shape)) != int(np.prod(before)):
+            raise UnsupportedError(f"node {node.name!r}: as a Conv its output would be "
+                                   f"{list(shape)}, not {list(before)}")
+        g.set_tensor(out, shape=shape)
+        if out in g.outputs:
+            g.notes.append(f"output {out!r}: the output stream {list(shape)} is the row-major "
+                           f"data of ONNX shape {list(before)}")
+    g.replace_node(ir.Node(node.name, op, inputs or node.inputs, node.outputs, consts))
+
+
+def _source(g: ir.Graph, tensor: str) -> str:
+    """The tensor before any Flatten/Reshape/Identity chain ending at ``tensor``."""
+    p = g.producer(tensor)
+    while p is not None and isinstance(p.op, (ir.Flatten, ir.Reshape, ir.Identity)):
+        tensor = p.inputs[0]
+        p = g.producer(tensor)
+    return tensor
 
 
 def _to_dense(g: ir.Graph, node: ir.Node) -> None:
     b = g.const(node, "B").astype(np.float64)
     op = node.op
     if isinstance(op, ir.MatMul):
-        _dense(g, node, b, np.zeros(b.shape[1]))
+        weight, bias = b, np.zeros(b.shape[1])
+    else:
+        assert isinstance(op, ir.Gemm)
+        weight = (b.T if op.trans_b else b) * op.alpha
+        k, n = weight.shape
+        m = g.tensor(node.inputs[0]).size // k
+        if op.trans_a and m > 1:
+            raise UnsupportedError(f"node {node.name!r} (Gemm): transA=1 on an activation input "
+                                   f"with M={m} rows needs a transpose, which is not supported")
+        bias = np.zeros(n)
+        if node.const_name("C") is not None:
+            c = np.broadcast_to(g.const(node, "C").astype(np.float64), (m, n))
+            if not (c == c[0]).all():
+                raise UnsupportedError(f"node {node.name!r} (Gemm): C varies along M; only a "
+                                       "bias broadcastable to [N] is supported")
+            bias = op.beta * c[0]
+    src = _source(g, node.inputs[0])
+    shape = g.tensor(src).shape
+    if src in g.inputs or len(shape) != 4 or shape[1] == 1 or shape[2] * shape[3] == 1:
+        # the graph input streams in row-major (ONNX) order, as for MLPs; with C = 1 or
+        # H = W = 1 the NCHW and NHWC orders agree
+        _dense(g, node, weight, bias)
         return
-    assert isinstance(op, ir.Gemm)
-    weight = (b.T if op.trans_b else b) * op.alpha
-    k, n = weight.shape
-    m = g.tensor(node.inputs[0]).size // k
-    if op.trans_a and m > 1:
-        raise UnsupportedError(f"node {node.name!r} (Gemm): transA=1 on an activation input "
-                               f"with M={m} rows needs a transpose, which is not supported")
-    bias = np.zeros(n)
-    if node.const_name("C") is not None:
-        c = np.broadcast_to(g.const(node, "C").astype(np.float64), (m, n))
-        if not (c == c[0]).all():
-            raise UnsupportedError(f"node {node.name!r} (Gemm): C varies along M; only a bias "
-                                   "broadcastable to [N] is supported")
-        bias = op.beta * c[0]
-    _dense(g, node, weight, bias)
+    n, c, h, w = shape
+    if weight.shape[0] != c * h * w or g.tensor(node.inputs[0]).size != n * c * h * w:
+        raise UnsupportedError(
+            f"node {node.name!r} ({op.kind}): reads the feature map {src!r} {list(shape)} as "
+            f"rows of {weight.shape[0]}; only a Flatten of whole [C, H, W] maps (to "
+            f"[N, {c * h * w}]) before a Gemm/MatMul is supported")
+    conv = ir.Conv(kernel=(h, w), strides=(1, 1))
+    _conv(g, node, conv, weight.T.reshape(-1, c, h, w), bias, inputs=(src,))
 
 
-def _fuse(g: ir.Graph, node: ir.Node) -> None:
-    """Fold an Add (bias) or a Relu into the Dense producing its input, when it is alone."""
+def _pool_to_conv(g: ir.Graph, node: ir.Node) -> None:
+    """AvgPool / GlobalAvgPool -> a depthwise Conv of weight 1 / window size."""
+    op = node.op
+    _, c, h, w = g.tensor(node.inputs[0]).shape
+    if isinstance(op, ir.GlobalAvgPool):
+        conv = ir.Conv(kernel=(h, w), group=c)
+    else:
+        assert isinstance(op, ir.AvgPool)
+        if not op.count_include_pad and any(op.pads):
+            raise UnsupportedError(f"node {node.name!r} (AvgPool): count_include_pad=0 with pads "
+                                   f"{list(op.pads)} divides border windows by fewer elements; "
+                                   "only count_include_pad=1 or zero pads are supported")
+        conv = ir.Conv(kernel=op.kernel, strides=op.strides, pads=op.pads, group=c)
+    kh, kw = conv.kernel
+    _conv(g, node, conv, np.full((c, 1, kh, kw), 1.0 / (kh * kw)), np.zeros(c))
+
+
+def _alone(g: ir.Graph, node: ir.Node) -> ir.Node | None:
+    """The producer of ``node``'s input when ``node`` is its only reader, else None."""
     src = node.inputs[0]
-    dense = g.producer(src)
-    if dense is None or not isinstance(dense.op, ir.Dense):
-        return
-    if isinstance(node.op, ir.Relu) and dense.op.relu:  # relu(relu(x)) == relu(x)
-        g.remove_node(node.name, forward=True)
-        return
-    if dense.op.relu or g.consumers(src) != [node.name] or src in g.outputs:
-        return
-    if isinstance(node.op, ir.Add):
-        c, bias = g.const(node, "B"), g.const(dense, "bias")
-        out = g.tensor(node.outputs[0]).shape
-        if g.tensor(src).shape != out or c.ndim > len(out) or any(d != 1 for d in c.shape[:-1]) \
-                or c.size not in (1, bias.size):
+    p = g.producer(src)
+    if p is None or g.consumers(src) != [node.name] or src in g.outputs:
+        return None
+    return p
+
+
+def _channels(c: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:
+    """A constant broadcast along axis 1 of ``shape`` only, as a [C] vector; else None."""
+    dims = list(c.shape)
+    if len(dims) > len(shape) or len(shape) < 2:
+        return None
+    full = [1] * (len(shape) - len(dims)) + dims
+    if full[0] != 1 or any(d != 1 for d in full[2:]) or full[1] not in (1, shape[1]):
+        return None
+    return np.broadcast_to(c.astype(np.float64).reshape(-1), (shape[1],))
+
+
+def _fuse_add(g: ir.Graph, node: ir.Node) -> None:
+    """Fold a constant Add into the bias of the Dense/Conv before it (when it is alone)."""
+    p = _alone(g, node)
+    out = g.tensor(node.outputs[0]).shape
+    c = g.const(node, "B")
+    if isinstance(p, ir.Node) and isinstance(p.op, ir.Dense) and not p.op.relu:
+        bias = g.const(p, "bias")
+        if g.tensor(p.outputs[0]).shape != out or c.ndim > len(out) \
+                or any(d != 1 for d in c.shape[:-1]) or c.size not in (1, bias.size):
             return
-        # each Dense owns its bias constant (made by _dense), so it is updated in place
-        g.add_const(dense.const_name("bias"), (bias + c.reshape(-1)).astype(np.float32))
+    elif isinstance(p, ir.Node) and isinstance(p.op, ir.Conv) and p.op.act == "none":
+        per = _channels(c, out)
+        if per is None:
+            return
+        c = per
+    else:
+        return
+    # each Dense/Conv owns its bias constant (made here), so it is updated in place
+    bias = g.const(p, "bias")
+    g.add_const(p.const_name("bias"), (bias + c.reshape(-1)).astype(np.float32))
     g.remove_node(node.name, forward=True)
-    if isinstance(node.op, ir.Relu):
-        g.replace_node(dataclasses.replace(g.node(dense.name), op=ir.Dense(relu=True)))
+
+
+def _batchnorm(g: ir.Graph, node: ir.Node) -> None:
+    """Fold y = x * s + t (s = scale / sqrt(var + eps)) into the layer before, or make it a
+    layer of its own: a depthwise 1x1 Conv on [N, C, H, W], a diagonal Dense on [N, C]."""
+    scale, mean, var, beta = (g.const(node, r).astype(np.float64)
+                              for r in ("scale", "mean", "var", "bias"))
+    s = scale / np.sqrt(var + node.op.epsilon)
+    t = beta - mean * s
+    shape = g.tensor(node.inputs[0]).shape
+    p = _alone(g, node)
+    if p is not None and isinstance(p.op, ir.Conv) and p.op.act == "none":
+        w = g.const(p, "weight").astype(np.float64)
+        _conv(g, p, p.op, w * s[:, None, None, None], g.const(p, "bias") * s + t)
+    elif (p is not None and isinstance(p.op, ir.Dense) and not p.op.relu and len(shape) == 2
+          and g.const(p, "weight").shape[1] == s.size):
+        _dense(g, p, g.const(p, "weight") * s, g.const(p, "bias") * s + t)
+    elif len(shape) == 4:
+        c = shape[1]
+        _conv(g, node, ir.Conv(group=c), s.reshape(c, 1, 1, 1), t)
+        return
+    elif len(shape) == 2:
+        _dense(g, node, np.diag(s), t)
+        return
+    else:
+        return
+    g.remove_node(node.name, forward=True)
+
+
+def _bounds(op: ir.Op) -> tuple[float, float]:
+    if isinstance(op, ir.Conv):
+        return {"none": _NO_ACT, "relu": (0.0, np.inf)}.get(op.act, op.clip)
+    if isinstance(op, ir.Dense):
+        return (0.0, np.inf) if op.relu else _NO_ACT
+    return (0.0, np.inf) if isinstance(op, ir.Relu) else (op.lo, op.hi)
+
+
+def _with_act(op: ir.Conv, lo: float, hi: float) -> ir.Conv:
+    if (lo, hi) == _NO_ACT:
+        return dataclasses.replace(op, act="none", clip=ir.Conv.clip)
+    if (lo, hi) == (0.0, np.inf):
+        return dataclasses.replace(op, act="relu", clip=ir.Conv.clip)
+    return dataclasses.replace(op, act="clip", clip=(float(lo), float(hi)))
+
+
+def _fuse_act(g: ir.Graph, node: ir.Node) -> None:
+    """Fuse a Relu/Clip into the Conv/Dense before it, also through one MaxPool (a monotonic
+    activation commutes with max; MaxPool padding never wins the max)."""
+    lo, hi = _bounds(node.op)
+    p = g.producer(node.inputs[0])
+    if p is not None and isinstance(p.op, ir.Conv | ir.Dense):
+        a, b = _bounds(p.op)
+        if (max(a, lo), min(b, hi)) == (a, b) and a <= b:  # already as tight: drop the node
+            g.remove_node(node.name, forward=True)
+            return
+    layer = _alone(g, node)
+    if layer is not None and isinstance(layer.op, ir.MaxPool):
+        layer = _alone(g, layer)
+    if layer is None or not isinstance(layer.op, ir.Conv | ir.Dense):
+        return
+    a, b = _bounds(layer.op)
+    new_lo, new_hi = min(max(a, lo), hi), max(min(b, hi), lo)  # clip(clip(x, a, b), lo, hi)
+    if isinstance(layer.op, ir.Dense):
+        if (new_lo, new_hi) != (0.0, np.inf):
+            return
+        g.replace_node(dataclasses.replace(layer, op=ir.Dense(relu=True)))
+    else:
+        g.replace_node(dataclasses.replace(layer, op=_with_act(layer.op, new_lo, new_hi)))
+    g.remove_node(node.name, forward=True)
+
+
+def _non_negative(g: ir.Graph, tensor: str) -> bool:
+    p = g.producer(tensor)
+    if p is None:
+        return False
+    if isinstance(p.op, ir.MaxPool | ir.Pad):
+        return _non_negative(g, p.inputs[0])
+    return isinstance(p.op, ir.Conv | ir.Dense | ir.Relu | ir.Clip) and _bounds(p.op)[0] >= 0
+
+
+def _empty_window(op: ir.MaxPool, shape: tuple[int, ...]) -> bool:
+    """Whether some window of ``op`` on a [N, C, H, W] input holds padding only."""
+    for axis in (0, 1):
+        size, k, s, d = shape[2 + axis], op.kernel[axis], op.strides[axis], op.dilations[axis]
+        a, b = op.pads[axis], op.pads[axis + 2]
+        for i in range(numerics.conv_out(size, k, s, a, b, d)):
+            taps = i * s - a + d * np.arange(k)
+            if not ((taps >= 0) & (taps < size)).any():
+                return True
+    return False
+
+
+def _fold_pad(g: ir.Graph, node: ir.Node) -> None:
+    """Add a zero Pad's pads to every Conv/MaxPool reading it; a MaxPool excludes its padding
+    from the max, so it takes the Pad's zeros only when its input is non-negative."""
+    readers = [g.node(c) for c in g.consumers(node.outputs[0])]
+    if not readers or node.outputs[0] in g.outputs:
+        return
+    for r in readers:
+        if not isinstance(r.op, ir.Conv | ir.MaxPool):
+            return
+        if isinstance(r.op, ir.MaxPool):
+            pads = tuple(a + b for a, b in zip(node.op.pads, r.op.pads, strict=True))
+            if not _non_negative(g, node.inputs[0]) or _empty_window(
+                    dataclasses.replace(r.op, pads=pads), g.tensor(node.inputs[0]).shape):
+                raise UnsupportedError(
+                    f"node {node.name!r} (Pad): cannot fold into MaxPool {r.name!r}: zero "
+                    "padding equals MaxPool padding only on a non-negative input (after a "
+                    "ReLU) and when no window lies wholly in the padding")
+    for r in readers:
+        pads = tuple(a + b for a, b in zip(node.op.pads, r.op.pads, strict=True))
+        g.replace_node(dataclasses.replace(
+            r, op=dataclasses.replace(r.op, pads=pads),
+            inputs=tuple(node.inputs[0] if i == node.outputs[0] else i for i in r.inputs)))
+    g.remove_node(node.name)
+    g.tensors.pop(node.outputs[0], None)

@@ -1,4 +1,4 @@
-"""Prune: magnitude pruning of the float Dense weights (unstructured, global or tile-structured).
+"""Prune: magnitude pruning of float Dense/Conv weights (unstructured, global or tile-structured).
 
 SPEC grammar (``--prune SPEC`` and the compression config): ``MODE:SPARSITY``, MODE one of
 ``unstructured`` (per layer), ``global`` (one threshold over all layers) or ``tile`` (whole
@@ -71,6 +71,23 @@ def tile_norms(w: np.ndarray, r: int, c: int) -> np.ndarray:
     return np.sqrt((padded.reshape(kts, r, nts, c) ** 2).sum(axis=(1, 3)))
 
 
+def conv_matrix(w: np.ndarray, r: int) -> np.ndarray:
+    """Conv weight [Cout, Cin, kh, kw] -> the matrix the tiler cuts, Wk [kh * kw * Cp, Cout]:
+    row (i * kw + j) * Cp + c holds w[:, c, i, j], with Cp = Cin rounded up to a multiple of R
+    and zero rows padding each (i, j) block, so no R-row tile spans two kernel positions."""
+    cout, cin, kh, kw = w.shape
+    cp = -(-cin // r) * r
+    m = np.zeros((kh, kw, cp, cout), dtype=w.dtype)
+    m[:, :, :cin] = w.transpose(2, 3, 1, 0)
+    return m.reshape(kh * kw * cp, cout)
+
+
+def from_conv_matrix(m: np.ndarray, shape: tuple[int, ...], r: int) -> np.ndarray:
+    """Inverse of ``conv_matrix``: Wk -> weight of ``shape`` [Cout, Cin, kh, kw]."""
+    cout, cin, kh, kw = shape
+    return m.reshape(kh, kw, -(-cin // r) * r, cout)[:, :, :cin].transpose(3, 2, 0, 1)
+
+
 def prune_tiles(w: np.ndarray, s: float, r: int, c: int) -> np.ndarray:
     """Zero the floor(s * tiles) tiles of lowest L2 norm (all-zero tiles count)."""
     norms = tile_norms(w, r, c)
@@ -79,11 +96,16 @@ def prune_tiles(w: np.ndarray, s: float, r: int, c: int) -> np.ndarray:
     return np.where(mask, 0.0, w)
 
 
+def _grouped(node: ir.Node) -> bool:
+    return isinstance(node.op, ir.Conv) and node.op.group > 1
+
+
 @dataclass(frozen=True)
 class Prune:
-    """Magnitude pruning: set the smallest weights of each Dense layer to exactly zero.
+    """Magnitude pruning: set the smallest weights of each Dense and Conv layer to exactly zero.
 
-    Requires: a graph of Input and Dense nodes only (after Canonicalize, before Quantize).
+    Requires: a graph of Input, Dense, Conv and MaxPool nodes only (after Canonicalize, before
+    Quantize).
     Guarantees: a new graph (the input graph is untouched) with the same nodes and const names;
     only weights are changed, and only to 0.0: surviving weights are bit-identical, zeros stay
     zero (they count toward the target). Per layer, ``overrides`` entries (layer, mode,
@@ -95,7 +117,9 @@ class Prune:
       smallest become zero, so the achieved sparsity over those layers is >= s;
     - ``tile``: weight [K, N] is cut as the tiler cuts it (rows kt*R.., cols nt*C.., edge tiles
       smaller), tiles are ranked by L2 norm within the layer, and the floor(s * tiles) lowest
-      become all-zero, which the tiler then skips (no ROM bits, no cycles).
+      become all-zero, which the tiler then skips (no ROM bits, no cycles). A Conv with
+      group 1 is cut as its matrix ``conv_matrix`` (rows (kh, kw, c), c padded per kernel
+      position to a multiple of R); a grouped or depthwise Conv is left dense, with a note.
 
     A note per pruned layer states the achieved sparsity.
     """
@@ -109,12 +133,12 @@ class Prune:
         check(self.mode, self.sparsity)
         layers = []
         for node in g.nodes():
-            if isinstance(node.op, ir.Dense):
+            if isinstance(node.op, ir.Dense | ir.Conv):
                 layers.append(node)
-            elif not isinstance(node.op, ir.Input):
-                raise PassError(f"Prune requires Input and Dense nodes; node {node.name!r} is "
-                                f"{node.op.kind}: run Canonicalize first (and Prune before "
-                                "Quantize)")
+            elif not isinstance(node.op, ir.Input | ir.MaxPool):
+                raise PassError(f"Prune requires Input, Dense, Conv and MaxPool nodes; node "
+                                f"{node.name!r} is {node.op.kind}: run Canonicalize first (and "
+                                "Prune before Quantize)")
         plan = self._plan([n.name for n in layers])
         out = g.copy()
         pool = [n for n in layers if plan[n.name][0] == "global"]
@@ -124,6 +148,15 @@ class Prune:
             w = g.const(node, "weight")
             if mode == "unstructured":
                 new[node.name] = np.where(_smallest(np.abs(w), _at_least(s, w.size)), 0.0, w)
+            elif mode == "tile" and _grouped(node):
+                if s > 0:
+                    out.notes.append(f"layer {node.name}: not pruned (tile pruning of a grouped "
+                                     f"Conv, group {node.op.group}, is not implemented)")
+                continue
+            elif mode == "tile" and isinstance(node.op, ir.Conv):
+                r = self.pe[0]
+                new[node.name] = from_conv_matrix(
+                    prune_tiles(conv_matrix(w, r), s, *self.pe), w.shape, r)
             elif mode == "tile":
                 new[node.name] = prune_tiles(w, s, *self.pe)
             if s > 0:
@@ -159,7 +192,7 @@ class Prune:
         text = f"layer {name}: pruned to {achieved:.1%} sparsity ({mode}, target {s:.1%}{scope}"
         if mode == "tile":
             r, c = self.pe
-            norms = tile_norms(w, r, c)
+            norms = tile_norms(conv_matrix(w, r) if w.ndim == 4 else w, r, c)
             text += f"; {int((norms == 0).sum())} of {norms.size} {r}x{c} tiles all zero"
         text += ")"
         log.info(text)

@@ -1,4 +1,4 @@
-"""Quantize: float Dense layers -> integer QDense layers with power-of-two scales."""
+"""Quantize: float Dense/Conv/MaxPool -> QDense/QConv/QMaxPool with power-of-two scales."""
 
 from __future__ import annotations
 
@@ -13,20 +13,26 @@ from edgehls.errors import DataError, OptionError, PassError
 log = logging.getLogger(__name__)
 
 RANDOM_SAMPLES = 64
+ACTS = ("none", "relu", "clip")
 
 
 @dataclass(frozen=True)
 class Quantize:
     """Post-training quantization to the fixed-point contract of ``edgehls.numerics``.
 
-    Requires: a graph of Input and Dense nodes only (run Canonicalize first), one input.
-    Guarantees: a new graph (the input graph is untouched) where every Dense is a QDense with
-    consts 'weight', 'bias', 'mult', 'shift' (named ``<node>.weight_q`` ...), and every tensor
-    has a QFormat: the graph input signed ``abits``; a Dense output unsigned ``abits`` after
-    ReLU, else signed. Fracs come from the calibration data's ranges (``calib``, a data array
-    as ``golden.as_samples`` takes it); without it, ``RANDOM_SAMPLES`` seeded uniform [-1, 1]
-    inputs are used and a note says so. Every bias fits its accumulator bound unclipped: a
-    channel whose weights are tiny next to its bias gets a coarser weight scale instead.
+    Requires: a graph of Input, Dense, Conv and MaxPool nodes only (run Canonicalize first), one
+    input. Guarantees: a new graph (the input graph is untouched) where every Dense is a QDense,
+    every Conv a QConv (same geometry, consts 'weight' int [Cout, Cin/group, kh, kw], 'bias',
+    'mult', 'shift', named ``<node>.weight_q`` ...) and every MaxPool a QMaxPool, and every
+    tensor has a QFormat: the graph input signed ``abits``; a Dense/Conv output unsigned
+    ``abits`` after ReLU or after a Clip whose lower bound is >= 0, else signed; a MaxPool
+    output the format of its input. A Clip's bounds are quantized at the output scale and
+    narrow the layer's ``lo``/``hi``. Fracs come from the calibration data's ranges (``calib``,
+    a data array as ``golden.as_samples`` takes it); without it, ``RANDOM_SAMPLES`` seeded
+    uniform [-1, 1] inputs are used and a note says so. Every bias fits its accumulator bound
+    unclipped: a channel whose weights are tiny next to its bias gets a coarser weight scale.
+    A Conv is quantized as the matrix [K, Cout], K = Cin/group * kh * kw (its dot-product
+    length, which sets ``acc_bits``).
     """
 
     wbits: int = 8
@@ -39,16 +45,24 @@ class Quantize:
         numerics.check_bits("--wbits", self.wbits)
         numerics.check_bits("--abits", self.abits)
         for node in g.nodes():
-            if not isinstance(node.op, ir.Input | ir.Dense):
-                raise PassError(f"Quantize requires Input and Dense nodes; node {node.name!r} "
-                                f"is {node.op.kind}: run Canonicalize first")
+            if not isinstance(node.op, ir.Input | ir.Dense | ir.Conv | ir.MaxPool):
+                raise PassError(f"Quantize requires Input, Dense, Conv and MaxPool nodes; node "
+                                f"{node.name!r} is {node.op.kind}: run Canonicalize first")
+            if isinstance(node.op, ir.Conv):
+                check_conv(g, node)
+            elif isinstance(node.op, ir.MaxPool):
+                check_window(g, node)
         out = g.copy()
         formats = self._formats(g, self._calibration(g, out))
         for name, fmt in formats.items():
             out.set_tensor(name, q=fmt)
         for node in g.nodes():
-            if isinstance(node.op, ir.Dense):
+            if isinstance(node.op, ir.Dense | ir.Conv):
                 self._lower(g, out, node, formats)
+            elif isinstance(node.op, ir.MaxPool):
+                op = node.op
+                out.replace_node(ir.Node(node.name, ir.QMaxPool(
+                    op.kernel, op.strides, op.pads, op.dilations), node.inputs, node.outputs))
         log.info("quantized %s to w%d/a%d (%s)", g.name, self.wbits, self.abits,
                  "per channel" if self.per_channel else "per tensor")
         return out
@@ -73,7 +87,9 @@ class Quantize:
         for node in g.nodes():
             for t in node.outputs:
                 v = acts[t]
-                if isinstance(node.op, ir.Dense) and node.op.relu:
+                if isinstance(node.op, ir.MaxPool):  # a max of values needs no new scale
+                    formats[t] = formats[node.inputs[0]]
+                elif unsigned_output(node.op):
                     formats[t] = ir.QFormat(self.abits, False, numerics.frac_for(v.max(), umax))
                 else:
                     frac = numerics.frac_for(float(np.abs(v).max()), smax)
@@ -82,8 +98,8 @@ class Quantize:
 
     def _weights(self, node: ir.Node, w: np.ndarray, b: np.ndarray, frac_in: int
                  ) -> tuple[np.ndarray, np.ndarray]:
-        """``numerics.quantize_weights``, but a channel whose weights are tiny next to its bias
-        gets a coarser weight scale, so its bias fits ``bias_bound`` instead of clipping."""
+        """``numerics.quantize_weights`` of w [K, N], but a channel whose weights are tiny next
+        to its bias gets a coarser weight scale, so its bias fits ``bias_bound`` unclipped."""
         wq, fw = numerics.quantize_weights(w, self.wbits, self.per_channel)
         lim = numerics.bias_bound(self.wbits, self.abits, w.shape[0])
         over = np.abs(numerics.round_half_up(b * 2.0 ** (frac_in + fw))) > lim
@@ -99,29 +115,95 @@ class Quantize:
 
     def _lower(self, g: ir.Graph, out: ir.Graph, node: ir.Node,
                formats: dict[str, ir.QFormat]) -> None:
+        """Dense or Conv -> QDense or QConv: the matrix w [K, N] quantized per column N."""
         w = g.const(node, "weight")
-        b = g.const(node, "bias")
-        k, n = w.shape
-        if b.shape != (n,) or g.tensor(node.inputs[0]).size % k:
+        conv = isinstance(node.op, ir.Conv)
+        mat = w.reshape(w.shape[0], -1).T if conv else w  # conv: [K, Cout], K in (c, kh, kw)
+        k, n = mat.shape
+        b = g.const(node, "bias") if node.const_name("bias") else np.zeros(n)
+        if not conv and (b.shape != (n,) or g.tensor(node.inputs[0]).size % k):
             raise PassError(f"node {node.name!r} (Dense): weight {list(w.shape)}, bias "
                             f"{list(b.shape)} and input {list(g.tensor(node.inputs[0]).shape)} "
                             "do not agree")
         fin, fout = formats[node.inputs[0]], formats[node.outputs[0]]
-        wq, fw = self._weights(node, w, b, fin.frac)
+        wq, fw = self._weights(node, mat, b, fin.frac)
         frac_acc = fin.frac + fw
         bq = numerics.quantize_bias(b, frac_acc, self.wbits, self.abits, k)
         try:
             mult, shift = numerics.requant_params(frac_acc, fout.frac)
         except OptionError as e:
-            raise OptionError(f"node {node.name!r} (Dense): {e}") from e
-        op = ir.QDense(relu=node.op.relu, wbits=self.wbits,
-                       acc_bits=numerics.acc_bits(self.wbits, self.abits, k),
-                       lo=fout.lo, hi=fout.hi)
+            raise OptionError(f"node {node.name!r} ({node.op.kind}): {e}") from e
+        acc = numerics.acc_bits(self.wbits, self.abits, k)
+        if conv:
+            op, wq = node.op, wq.T.reshape(w.shape)
+            lo, hi = fout.lo, fout.hi
+            if op.act == "clip":
+                lo, hi = (int(v) for v in numerics.quantize(np.array(op.clip), fout.frac,
+                                                            fout.lo, fout.hi))
+            qop: ir.Op = ir.QConv(op.kernel, op.strides, op.pads, op.dilations, op.group,
+                                  relu=not fout.signed, wbits=self.wbits, acc_bits=acc,
+                                  lo=lo, hi=hi)
+        else:
+            qop = ir.QDense(relu=node.op.relu, wbits=self.wbits, acc_bits=acc,
+                            lo=fout.lo, hi=fout.hi)
         consts = []
         for role, value in (("weight", wq), ("bias", bq), ("mult", mult), ("shift", shift)):
             suffix = "_q" if role in ("weight", "bias") else ""
             consts.append((role, out.add_const(f"{node.name}.{role}{suffix}", value)))
-        out.replace_node(ir.Node(node.name, op, node.inputs, node.outputs, tuple(consts)))
+        out.replace_node(ir.Node(node.name, qop, node.inputs, node.outputs, tuple(consts)))
         for _, c in node.consts:  # drop the float constants nothing reads any more
             if not any(c == name for other in out.nodes() for _, name in other.consts):
                 out.consts.pop(c, None)
+
+
+def unsigned_output(op: ir.Op) -> bool:
+    """Whether a layer's output is never negative: ReLU, or a Clip with lower bound >= 0."""
+    if isinstance(op, ir.Dense):
+        return op.relu
+    if isinstance(op, ir.Conv):
+        return op.act == "relu" or (op.act == "clip" and op.clip[0] >= 0.0)
+    return False
+
+
+def check_conv(g: ir.Graph, node: ir.Node) -> None:
+    """A Conv's weight, bias, group, act and output shape agree with its input [N, C, H, W]
+    (the frontend makes a Conv1d's [N, C, L] [N, C, 1, L]); PassError naming the node."""
+    op = node.op
+    w = g.const(node, "weight")
+    b = g.const(node, "bias") if node.const_name("bias") else np.zeros(w.shape[0])
+    xs = g.tensor(node.inputs[0]).shape
+    where = f"node {node.name!r} (Conv)"
+    if op.act not in ACTS or (op.act == "clip" and not op.clip[0] <= op.clip[1]):
+        raise PassError(f"{where}: activation {op.act!r} clip={op.clip} is not one of "
+                        f"{', '.join(ACTS)} with clip lo <= hi")
+    c, cout = xs[1] if len(xs) > 1 else 0, w.shape[0]
+    if (op.group < 1 or c % op.group or cout % op.group
+            or w.shape != (cout, c // op.group, *op.kernel) or b.shape != (cout,)):
+        raise PassError(f"{where}: weight {list(w.shape)} and bias {list(b.shape)} do not fit "
+                        f"input {list(xs)}, group {op.group} and kernel {list(op.kernel)} "
+                        "(weight must be [Cout, Cin/group, kh, kw], Cout a multiple of group)")
+    check_window(g, node, cout)
+
+
+def check_window(g: ir.Graph, node: ir.Node, cout: int | None = None) -> None:
+    """The output of a Conv/MaxPool is [N, cout, OH, OW] as ``numerics.conv_out`` gives it for
+    the input [N, C, H, W] (cout defaults to C: pooling), and a MaxPool has no window of
+    padding only."""
+    op = node.op
+    xs, ys = g.tensor(node.inputs[0]).shape, g.tensor(node.outputs[0]).shape
+    if len(xs) != 4:
+        raise PassError(f"node {node.name!r} ({op.kind}): input {list(xs)} is not [N, C, H, W]")
+    h, w = xs[2:]
+    (kh, kw), (sh, sw), (pt, pl, pb, pr), (dh, dw) = op.kernel, op.strides, op.pads, op.dilations
+    oh, ow = numerics.conv_out(h, kh, sh, pt, pb, dh), numerics.conv_out(w, kw, sw, pl, pr, dw)
+    c = xs[1] if cout is None else cout
+    if tuple(ys) != (xs[0], c, oh, ow) or oh < 1 or ow < 1:
+        raise PassError(f"node {node.name!r} ({op.kind}): output {list(ys)} does not match "
+                        f"its input {list(xs)}, which gives {[xs[0], c, oh, ow]}")
+    if isinstance(op, ir.MaxPool):
+        _, inside = numerics.windows(np.zeros((h, w, 1), np.int64), op.kernel, op.strides,
+                                     op.pads, op.dilations)
+        if not inside.any(axis=(2, 3)).all():  # onnxruntime returns -FLT_MAX there
+            raise PassError(f"node {node.name!r} (MaxPool): pads {list(op.pads)} with kernel "
+                            f"{list(op.kernel)} and dilations {list(op.dilations)} make a "
+                            "window of padding only, whose maximum has no integer value")

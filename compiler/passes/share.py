@@ -1,4 +1,4 @@
-"""Share: weight sharing (Deep Compression) of the integer weights of each QDense layer."""
+"""Share: weight sharing (Deep Compression) of the integer weights of each QDense/QConv layer."""
 
 from __future__ import annotations
 
@@ -73,8 +73,8 @@ def assign(w: np.ndarray, book: np.ndarray) -> np.ndarray:
 class Share:
     """Per layer, the integer weights are replaced by 2**bits shared values (``codebook``).
 
-    Requires: a quantized graph (Input and QDense nodes; run Quantize first).
-    Guarantees: a new graph (the input graph is untouched) where each QDense has
+    Requires: a quantized graph (Input, QDense, QConv and QMaxPool nodes; run Quantize first).
+    Guarantees: a new graph (the input graph is untouched) where each QDense and QConv has
     ``share_bits = bits``, a const 'codebook' int64 [2**bits] named ``<node>.codebook``, and its
     'weight' holds only codebook values, each weight its nearest entry (a layer with at most
     2**bits distinct weights is unchanged: lossless). Zeros stay exactly zero, and 0 is an entry
@@ -88,12 +88,12 @@ class Share:
     def __call__(self, g: ir.Graph) -> ir.Graph:
         check_bits(self.bits)
         for node in g.nodes():
-            if not isinstance(node.op, ir.Input | ir.QDense):
-                raise PassError(f"Share requires Input and QDense nodes; node {node.name!r} is "
-                                f"{node.op.kind}: run Quantize first")
+            if not isinstance(node.op, ir.Input | ir.QDense | ir.QConv | ir.QMaxPool):
+                raise PassError(f"Share requires Input, QDense, QConv and QMaxPool nodes; node "
+                                f"{node.name!r} is {node.op.kind}: run Quantize first")
         out = g.copy()
         for node in g.nodes():
-            if isinstance(node.op, ir.QDense):
+            if isinstance(node.op, ir.QDense | ir.QConv):
                 self._share(g, out, node)
         return out
 

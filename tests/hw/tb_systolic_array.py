@@ -54,7 +54,7 @@ class TB:
         """Hold reset long enough for the (unreset) partial sums to flush to zero."""
         self.idle()
         self.dut.rst_n.value = 0
-        for _ in range(self.R + self.C + 3):
+        for _ in range(self.R + self.C + 4):
             await RisingEdge(self.dut.clk)
         self.dut.rst_n.value = 1
 
@@ -146,10 +146,10 @@ class TB:
 
     def expected(self, sch: Schedule, t: int) -> list[int]:
         """Column j during cycle t carries slot t - offset - LAT - j (0 when idle or no slot);
-        LAT = R + 1: one cycle a row, plus the registered product."""
+        LAT = R + 2: one cycle a row, plus the registered multiplier inputs and product."""
         out = []
         for j in range(self.C):
-            s = t - self.offset - (self.R + 1) - j
+            s = t - self.offset - (self.R + 2) - j
             step = sch.slots[s] if 0 <= s < len(sch.slots) else None
             acc = 0
             if step is not None:
@@ -159,7 +159,7 @@ class TB:
         return out
 
     async def run(self, sch: Schedule) -> int:
-        n_cycles = self.offset + len(sch.slots) + self.R + self.C + 3
+        n_cycles = self.offset + len(sch.slots) + self.R + self.C + 4
         errors = 0
         self.drive(sch, 0)
         for t in range(n_cycles):

@@ -1,0 +1,167 @@
+"""Resource estimate of a compiled design before any synthesis: LUT, FF, DSP and BRAM per block
+(array, columns, buffers, weight ROM, sequencer) for the targets ecp5, xilinx, ice40, generic.
+
+The model has two layers, kept apart so that a change of hw/ needs only a re-fit:
+- ``features``: what the RTL holds, counted from the hardware parameters (manifest.json "hw"):
+  register bits, adder bits, multiplexer inputs, ROM bits, multipliers and memories per block.
+  Multipliers and memories are mapped exactly as Yosys maps them (MULT18X18D 18x18, DSP48E1
+  25x18; DP16KD 18 Kb and RAMB36E1 36 Kb in their widest configuration for the depth; small or
+  asynchronous memories in LUTs), so DSP and BRAM are counts, not fits.
+- ``COEF``: per target and resource, one weight per feature, least-squares fitted against Yosys
+  0.23 (`edgehls synth --no-pnr`) on the digits MLP at 2x2, 4x4, 8x8, 16x16 and a [16, 12, 4]
+  MLP at 2x2..16x16 (`bench/synth.py --small --json`). Targets without measurements (ice40,
+  generic) reuse ecp5's LUT4 weights, with multipliers in LUTs (iCE40 HX has no DSP).
+
+Units follow edgehls.synth: ecp5 LUT = LUT4 + 2 per CCU2C + 2 per TRELLIS_DPR16X4; xilinx LUT =
+LUT1-6 plus LUT RAM sites; xilinx BRAM in RAMB36 tiles (a RAMB18 is 0.5).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from edgehls import numerics
+from edgehls.romgen import HwParams
+
+TARGETS = ("ecp5", "xilinx", "ice40", "generic")
+BLOCKS = ("array", "columns", "buffers", "weight_rom", "sequencer")
+
+# (LUT-resource weights, FF weights) per feature; fitted, see the module docstring
+COEF: dict[str, dict[str, dict[str, float]]] = {
+    "ecp5": {
+        "lut": {"adder": 2.376, "mux": 0.0, "rom": 0.085, "soft_mult": 1.0, "lutram": 2.0,
+                "fixed": 1016.0},
+        "ff": {"reg": 0.669, "pe_reg": 0.873, "fixed": 307.0},
+    },
+    "xilinx": {
+        "lut": {"adder": 0.527, "mux": 0.397, "rom": 0.06, "soft_mult": 1.0, "lutram": 1.0,
+                "fixed": 588.0},
+        "ff": {"reg": 0.382, "pe_reg": 0.868, "fixed": 331.0},
+    },
+}
+COEF["ice40"] = COEF["ecp5"]
+COEF["generic"] = COEF["ecp5"]
+LUT_INPUTS = {"ecp5": 4, "ice40": 4, "generic": 4, "xilinx": 6}
+
+
+def hw_params(hw: dict[str, int]) -> HwParams:
+    names = {f.name for f in dataclasses.fields(HwParams)}
+    return HwParams(**{k: v for k, v in hw.items() if k in names})
+
+
+def mults(a: int, b: int, target: str) -> int:
+    """Hard multipliers Yosys uses for an a x b signed product (0: built from LUTs)."""
+    if target == "ecp5":
+        return math.ceil(a / 18) * math.ceil(b / 18)
+    if target == "xilinx":
+        big, small = max(a, b), min(a, b)
+        return math.ceil(big / 25) * math.ceil(small / 18)
+    return 0
+
+
+def bram_blocks(depth: int, width: int, target: str) -> float:
+    """Block RAMs for a depth x width memory in the widest configuration that holds the depth."""
+    if target == "ecp5":  # DP16KD: 512x36 .. 16Kx1
+        configs = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
+    elif target == "xilinx":  # RAMB36E1 simple dual port 512x72 .. 32Kx1; RAMB18 = 0.5
+        configs = ((512, 72), (1024, 36), (2048, 18), (4096, 9), (8192, 4), (16384, 2),
+                   (32768, 1))
+    elif target == "ice40":  # SB_RAM40_4K: 256x16 .. 2048x2
+        configs = ((256, 16), (512, 8), (1024, 4), (2048, 2))
+    else:
+        return 0
+    for d, w in configs:
+        if depth <= d:
+            n = math.ceil(width / w)
+            if target == "xilinx" and n == 1 and depth * width <= 18432 and depth <= 1024:
+                return 0.5  # fits one RAMB18E1
+            return n
+    return math.ceil(depth / configs[-1][0]) * width
+
+
+def lutram_cells(depth: int, width: int, target: str) -> float:
+    """LUT-resource units of a small synchronous RAM (ECP5 DPR16X4 16x4 = 2 units, Xilinx
+    RAM32M 32x6 = 4 units); iCE40 has no LUT RAM: registers instead (counted as ff)."""
+    if target == "xilinx":
+        return math.ceil(depth / 32) * math.ceil(width / 6) * 4
+    return math.ceil(depth / 16) * math.ceil(width / 4)
+
+
+def in_bram(depth: int, width: int, target: str) -> bool:
+    return target in ("ecp5", "xilinx", "ice40") and depth >= 128 and depth * width >= 4096
+
+
+def features(hw: dict[str, int], target: str) -> dict[str, dict[str, float]]:
+    """Per block: reg (register bits), adder (adder/comparator bits), mux (2:1 mux bits), rom
+    (LUT ROM bits / 2**LUT inputs), lutram, soft_mult (multiplier bits in LUTs), dsp, bram."""
+    p = hw_params(hw)
+    R, C, B, AW, WW, ACC = p.R, p.C, p.B, p.AW, p.WW, p.ACC_W
+    k = 2 ** LUT_INPUTS[target]
+    f: dict[str, dict[str, float]] = {b: {} for b in BLOCKS}
+    n = R * C
+    pe_dsp = mults(AW, WW, target)
+    f["array"] = {"pe_reg": n * (AW + 2 + 2 * WW + 2 * ACC), "adder": n * ACC, "mux": n * WW,
+                  "dsp": n * pe_dsp, "soft_mult": 0 if pe_dsp else n * AW * WW}
+    prod = ACC + p.MB + 1
+    tw = 1 + p.BW + p.AAW
+    post_dsp = mults(ACC, p.MB + 1, target)
+    post_bram = in_bram(p.PDEPTH, p.PW, target)
+    col_reg = (3 + p.MCW + 2 * ACC + tw) + (p.MB + p.SB + 2 * AW + tw) + (prod + p.SB + 2 * AW
+                                                                           + tw) + AW + tw + 3
+    f["columns"] = {
+        "reg": C * (col_reg + p.PW + (p.MDEPTH * ACC if p.MDEPTH <= 4 else 0)),
+        "adder": C * (2 * ACC + 3 * prod), "mux": C * prod * p.SB,
+        "rom": 0 if post_bram else C * p.PW * math.ceil(p.PDEPTH / k),
+        "lutram": C * lutram_cells(p.MDEPTH, ACC, target) if p.MDEPTH > 4 else 0,
+        "dsp": C * post_dsp, "soft_mult": 0 if post_dsp else C * ACC * (p.MB + 1),
+        "bram": C * bram_blocks(p.PDEPTH, p.PW, target) if post_bram else 0}
+    banks, ctw = 2 * B, 3 + p.MCW + p.AAW + p.BW + p.CCW + p.PAW
+    act_bram = in_bram(p.ADEPTH, AW, target)
+    f["buffers"] = {
+        "reg": R * AW + R * (R - 1) // 2 * (AW + 2) + (R + C + 1) * (ctw + 1),
+        "adder": banks * p.AAW, "mux": banks * (C + 1) * (p.AAW + AW) + R * 2 * B * AW,
+        "lutram": 0 if act_bram else banks * lutram_cells(p.ADEPTH, AW, target),
+        "bram": banks * bram_blocks(p.ADEPTH, AW, target) if act_bram else 0}
+    w_bram = in_bram(p.WDEPTH, C * WW, target)
+    f["weight_rom"] = {"reg": C * WW,
+                       "rom": 0 if w_bram else C * WW * math.ceil(p.WDEPTH / k),
+                       "bram": bram_blocks(p.WDEPTH, C * WW, target) if w_bram else 0}
+    f["sequencer"] = {"reg": 2 * p.SW, "adder": 4 * p.AAW,
+                      "rom": 2 * p.SW * math.ceil(p.NT / k), "fixed": 1}
+    return f
+
+
+def estimate(hw: dict[str, int], target: str) -> dict[str, Any]:
+    """{"blocks": {block: {lut, ff, dsp, bram}}, "total": {...}, "target": target}."""
+    if target not in TARGETS:
+        raise ValueError(f"unknown target {target!r}; expected one of {TARGETS}")
+    coef = COEF[target]
+    blocks = {}
+    for name, feat in features(hw, target).items():
+        lut = sum(coef["lut"].get(k, 0.0) * v for k, v in feat.items())
+        ff = sum(coef["ff"].get(k, 0.0) * v for k, v in feat.items())
+        if target == "ice40":  # no LUT RAM: small memories become registers
+            ff += feat.get("lutram", 0) * 16
+        blocks[name] = {"lut": round(lut), "ff": round(ff), "dsp": int(feat.get("dsp", 0)),
+                        "bram": feat.get("bram", 0)}
+    total = {r: sum(b[r] for b in blocks.values()) for r in ("lut", "ff", "dsp", "bram")}
+    total["bram"] = int(total["bram"]) if float(total["bram"]).is_integer() else total["bram"]
+    return {"target": target, "blocks": blocks, "total": total}
+
+
+def from_design(design: Path, target: str) -> dict[str, Any]:
+    """The estimate of a compiled design directory, from its manifest.json."""
+    hw = json.loads((design / "manifest.json").read_text())["hw"]
+    return estimate(hw, target)
+
+
+def report_entry(hw: dict[str, int]) -> dict[str, Any]:
+    """What report.json holds: the estimate for every target."""
+    return {t: estimate(hw, t) for t in TARGETS}
+
+
+_ = numerics  # MULT_BITS/SHIFT_BITS reach the model through HwParams' defaults

@@ -1,0 +1,89 @@
+"""Lowering: every compute layer as one convolution over an NHWC feature map, the form the
+hardware executes.
+
+- QDense [M, K] x [K, N] is a 1 x 1 convolution over a 1 x M map of K channels.
+- QConv is itself; a grouped or depthwise convolution becomes a dense one whose weight is block
+  diagonal (zero tiles outside the diagonal are skipped by the tiler, so only the live blocks
+  cost ROM words and cycles; the report shows the utilization honestly).
+- QMaxPool is a depthwise "convolution" with identity weights whose accumulator keeps the
+  maximum instead of the sum (the column's max mode), padding excluded.
+
+``Geom.weight`` is the dense weight [KH, KW, Cin, Cout]: a K-tile of the array is (kh, kw, block
+of R input channels), an N-tile a block of C output channels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgehls import ir
+from edgehls.errors import PassError
+
+COMPUTE = (ir.QDense, ir.QConv, ir.QMaxPool)
+
+
+@dataclass(frozen=True)
+class Geom:
+    ih: int
+    iw: int
+    cin: int
+    oh: int
+    ow: int
+    cout: int
+    kernel: tuple[int, int]
+    strides: tuple[int, int]
+    pads: tuple[int, int, int, int]
+    dilations: tuple[int, int]
+    max_mode: bool
+    weight: np.ndarray  # int64 [KH, KW, Cin, Cout]
+    group: int = 1
+
+    @property
+    def m(self) -> int:
+        return self.oh * self.ow
+
+    @property
+    def macs(self) -> int:
+        """Useful multiply-accumulates (a max pool counts its comparisons)."""
+        kh, kw = self.kernel
+        if self.max_mode:
+            return self.m * self.cout * kh * kw
+        return self.m * kh * kw * (self.cin // self.group) * self.cout
+
+
+def compute_layers(g: ir.Graph) -> list[ir.Node]:
+    nodes = [n for n in g.nodes() if not isinstance(n.op, ir.Input)]
+    for n in nodes:
+        if not isinstance(n.op, COMPUTE):
+            raise PassError(f"the tiler needs a quantized graph; node {n.name!r} is {n.op.kind}")
+    return nodes
+
+
+def geometry(g: ir.Graph, node: ir.Node) -> Geom:
+    op = node.op
+    x = g.tensor(node.inputs[0])
+    if isinstance(op, ir.QDense):
+        w = g.const(node, "weight")
+        k, n = w.shape
+        m = x.size // k
+        return Geom(1, m, k, 1, m, n, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), False,
+                    np.asarray(w, dtype=np.int64)[None, None])
+    _, c, h, wd = x.shape
+    y = g.tensor(node.outputs[0])
+    oh, ow = y.shape[2], y.shape[3]
+    kh, kw = op.kernel
+    if isinstance(op, ir.QMaxPool):
+        eye = np.broadcast_to(np.eye(c, dtype=np.int64), (kh, kw, c, c)).copy()
+        return Geom(h, wd, c, oh, ow, c, op.kernel, op.strides, op.pads, op.dilations, True,
+                    eye)
+    w = np.asarray(g.const(node, "weight"), dtype=np.int64)  # [Cout, Cin/g, kh, kw]
+    cout, cg = w.shape[:2]
+    dense = np.zeros((kh, kw, c, cout), dtype=np.int64)
+    per = cout // op.group
+    for gi in range(op.group):
+        block = w[gi * per:(gi + 1) * per].transpose(2, 3, 1, 0)  # [kh, kw, cg, per]
+        dense[:, :, gi * cg:(gi + 1) * cg, gi * per:(gi + 1) * per] = block
+    return Geom(h, wd, c, oh, ow, cout, op.kernel, op.strides, op.pads, op.dilations, False,
+                dense, op.group)
