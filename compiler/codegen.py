@@ -23,7 +23,7 @@ HW_FILES = ("pe.v", "systolic_array.v", "postproc.v", "skid_buffer.v", "fifo.v",
             "core.v")
 CORE_PARAMS = ("R", "C", "B", "AW", "WW", "ACC_W", "ADEPTH", "MDEPTH", "NT", "WDEPTH", "PDEPTH",
                "MB", "SB", "IN_BITS", "IN_TW", "IN_M", "IN_K", "OUT_TW", "OUT_M", "OUT_N",
-               "OUT_BUF", "CSW", "DW", "STW", "LTW")
+               "OUT_BASE", "IN_BASE", "CSW", "DW", "STW", "LTW")
 
 
 def environment() -> jinja2.Environment:
@@ -44,11 +44,13 @@ def tdata_bits(bits: int) -> int:
 def stream_params(g: ir.Graph, s: Schedule) -> dict[str, int]:
     """The model's input/output stream geometry, as edgehls_core parameters."""
     tin, tout = g.tensor(g.inputs[0]), g.tensor(g.outputs[0])
-    first, last = s.layers[0], s.layers[-1]
+    producer = g.producer(tout.name)
+    last = next(p for p in s.layers if p.name == producer.name)
+    reader = next(p for p in s.layers if tin.name in g.node(p.name).inputs)
     return {"IN_BITS": tin.q.bits, "IN_TW": tdata_bits(tin.q.bits),
-            "IN_M": first.geom.ih * first.geom.iw, "IN_K": first.geom.cin,
-            "OUT_TW": tdata_bits(tout.q.bits), "OUT_M": last.M,
-            "OUT_N": last.N, "OUT_BUF": len(s.layers) % 2}
+            "IN_M": reader.geom.ih * reader.geom.iw, "IN_K": reader.geom.cin,
+            "OUT_TW": tdata_bits(tout.q.bits), "OUT_M": last.M, "OUT_N": last.N,
+            "OUT_BASE": s.base[tout.name], "IN_BASE": s.base[tin.name]}
 
 
 def write(g: ir.Graph, s: Schedule, p: HwParams, out: Path, source: str,

@@ -6,7 +6,10 @@ tensor, float32 constants in ``Graph.consts`` (roles 'B', 'C' for Gemm, 'B' for 
 the ops in ``SUPPORTED``, mapped to IR ops as follows: Dropout becomes ``Identity``;
 GlobalAveragePool and ReduceMean over H, W become ``GlobalAvgPool``; GlobalMaxPool becomes a
 ``MaxPool`` over the whole map; Mul by a per-channel constant becomes a ``BatchNorm`` (mean 0,
-var 1, epsilon 0, bias 0). Window attributes are resolved: ``auto_pad`` into explicit pads
+var 1, epsilon 0, bias 0); Add (or a two-input Sum) of two activations of the same static
+shape becomes ``AddAct`` (the residual Add: the graph is a DAG, a tensor may have several
+readers), of an activation and a constant an ``Add`` with const 'B'; a one-input Sum is an
+``Identity``. Window attributes are resolved: ``auto_pad`` into explicit pads
 (top, left, bottom, right), defaults filled in. A model whose Conv or pool reads a 3-D tensor
 [N, C, L] is taken as 1-D: every rank-3 tensor becomes [N, C, 1, L] (H = 1) and Conv weights
 [Cout, Cin/group, 1, k] (a note says so). Every problem with the file is a ``ModelError``;
@@ -28,7 +31,7 @@ from edgehls.errors import ModelError, OptionError, UnsupportedError
 
 SUPPORTED = ("Add", "AveragePool", "BatchNormalization", "Clip", "Conv", "Dropout", "Flatten",
              "Gemm", "GlobalAveragePool", "GlobalMaxPool", "Identity", "MatMul", "MaxPool", "Mul",
-             "Pad", "ReduceMean", "Relu", "Reshape", "Softmax")
+             "Pad", "ReduceMean", "Relu", "Reshape", "Softmax", "Sum")
 _PASS_THROUGH = ("Identity", "Dropout", "Flatten", "Reshape")
 _WINDOWED = ("Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool")
 _NOT_YET = {"Concat": "Concat is not supported yet"}
@@ -212,6 +215,14 @@ class _Builder:
         if not acts:
             raise UnsupportedError(f"{where}: every input is a constant; constant folding of "
                                    f"{op} is not supported")
+        if op == "Sum":
+            if len(ins) > 2:
+                raise UnsupportedError(f"{where}: a Sum of {len(ins)} inputs is not supported; "
+                                       "only one or two (write a chain of Adds)")
+            op = "Add" if len(ins) == 2 else "Identity"
+        if op == "Add" and len(acts) == 2:
+            self._residual(node, name, acts, where)
+            return
         if op in ("Gemm", "MatMul", "Add", "Mul"):
             self._check_operands(op, ins, acts, where)
         if op in ("Add", "Mul"):  # commutative: the activation first
@@ -252,6 +263,17 @@ class _Builder:
         else:
             typed = ir.Relu() if op == "Relu" else ir.Identity()
         self.g.add_node(ir.Node(name, typed, (acts[0],), (self._tensor(node.output[0]),), consts))
+
+    def _residual(self, node: onnx.NodeProto, name: str, acts: list[str], where: str) -> None:
+        """Add of two activations: both must have the output's static shape (no broadcast)."""
+        out = self._tensor(node.output[0])
+        shapes = [self.g.tensor(t).shape for t in (*acts, out)]
+        if len(set(shapes)) != 1:
+            raise UnsupportedError(
+                f"{where}: broadcasting between two activations is not supported (inputs "
+                f"{list(shapes[0])} and {list(shapes[1])}, output {list(shapes[2])}); a residual "
+                "Add needs both inputs of the same static shape")
+        self.g.add_node(ir.Node(name, ir.AddAct(), tuple(acts), (out,)))
 
     # -- convolutional ops: each returns (op, consts) ------------------------------------------
     def _conv(self, node: onnx.NodeProto, attrs: dict, ins: list[str], where: str
@@ -438,9 +460,6 @@ class _Builder:
 
     @staticmethod
     def _check_operands(op: str, ins: list[str], acts: list[str], where: str) -> None:
-        if len(acts) > 1 and op == "Add":
-            raise UnsupportedError(f"{where}: residual Add of two activations is not supported "
-                                   "yet; the second input must be a constant")
         if len(acts) > 1:
             raise UnsupportedError(f"{where}: activation x activation is not supported; "
                                    f"the {'second' if op == 'Mul' else 'weight'} input must be "

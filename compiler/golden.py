@@ -1,9 +1,10 @@
 """Golden executors: the float graph in numpy float64, the quantized graph in integers.
 
 ``run_float`` executes any graph before quantization (ONNX-level ops from the frontend, or the
-canonical Input -> Dense chain); its results are checked against onnxruntime. ``run_int``
-executes a quantized graph (Input, QDense, QConv, QMaxPool) with ``edgehls.numerics`` only, so
-it is bit-exact to the RTL (a QConv/QMaxPool runs each sample in NHWC, as numerics defines it).
+canonical Input, Dense, Conv, MaxPool, AddAct DAG); its results are checked against
+onnxruntime. ``run_int`` executes a quantized graph (Input, QDense, QConv, QMaxPool, QAdd) with
+``edgehls.numerics`` only, so it is bit-exact to the RTL (a QConv/QMaxPool runs each sample in
+NHWC, and a QAdd has its channel axis moved last, as numerics defines them).
 
 Batch convention. The graph input's static shape is *one inference*: its leading (batch) dim is
 part of the model (a Dense reads it as M rows). A *data array* (calibration, evaluation, golden
@@ -150,6 +151,11 @@ def _pad(g: ir.Graph, n: ir.Node, xs: list[np.ndarray]) -> np.ndarray:
     return np.pad(_nchw(g, n, xs[0]), ((0, 0), (0, 0), (pt, pb), (pl, pr)))
 
 
+def _addact(g: ir.Graph, n: ir.Node, xs: list[np.ndarray]) -> np.ndarray:
+    y = xs[0] + xs[1]  # the frontend checked both have the output's shape
+    return np.maximum(y, 0.0) if n.op.act == "relu" else y
+
+
 FLOAT_STEPS: dict[type[ir.Op], Step] = {
     ir.Dense: _dense,
     ir.Gemm: _gemm,
@@ -167,6 +173,7 @@ FLOAT_STEPS: dict[type[ir.Op], Step] = {
     ir.GlobalAvgPool: lambda g, n, xs: _nchw(g, n, xs[0]).mean(axis=(2, 3)),
     ir.Clip: lambda g, n, xs: np.clip(xs[0], n.op.lo, n.op.hi),
     ir.Pad: _pad,
+    ir.AddAct: _addact,
 }
 
 
@@ -200,8 +207,17 @@ def _qmaxpool(g: ir.Graph, n: ir.Node, xs: list[np.ndarray]) -> np.ndarray:
     return np.stack(ys).transpose(0, 3, 1, 2)
 
 
+def _qadd(g: ir.Graph, n: ir.Node, xs: list[np.ndarray]) -> np.ndarray:
+    """numerics.add per channel: axis 1 of the tensor ([N, C, H, W] or [M, C]), which is axis 2
+    of the [S, ...] arrays, is moved last for the per-channel mult/shift and back."""
+    a, b = (np.moveaxis(x, 2, -1) for x in xs)
+    y = numerics.add(a, b, int(g.const(n, "wa")[0]), int(g.const(n, "wb")[0]),
+                     g.const(n, "mult"), g.const(n, "shift"), n.op.lo, n.op.hi)
+    return np.moveaxis(y, -1, 2)
+
+
 INT_STEPS: dict[type[ir.Op], Step] = {ir.QDense: _qdense, ir.QConv: _qconv,
-                                      ir.QMaxPool: _qmaxpool}
+                                      ir.QMaxPool: _qmaxpool, ir.QAdd: _qadd}
 
 
 def _input(g: ir.Graph) -> ir.Tensor:

@@ -274,10 +274,31 @@ class QMaxPool(Op):
     dilations: Pair
 
 
+@dataclass(frozen=True)
+class AddAct(Op):
+    """Residual Add of two activations of the same shape; ``act`` "none" or "relu" (fused)."""
+
+    kind: ClassVar[str] = "AddAct"
+    act: str = "none"
+
+
+@dataclass(frozen=True)
+class QAdd(Op):
+    """Integer residual Add: ``numerics.add``. consts 'wa', 'wb' (int [1], powers of two that
+    align the inputs' scales), 'mult', 'shift' [C]."""
+
+    kind: ClassVar[str] = "QAdd"
+    relu: bool
+    wbits: int
+    acc_bits: int
+    lo: int
+    hi: int
+
+
 OPS: dict[str, type[Op]] = {
     c.kind: c for c in (Input, Gemm, MatMul, Add, Relu, Flatten, Reshape, Identity, Softmax,
                         Dense, QDense, Conv, BatchNorm, MaxPool, AvgPool, GlobalAvgPool, Clip,
-                        Pad, QConv, QMaxPool)
+                        Pad, QConv, QMaxPool, AddAct, QAdd)
 }
 
 

@@ -7,6 +7,8 @@ hardware executes.
   cost ROM words and cycles; the report shows the utilization honestly).
 - QMaxPool is a depthwise "convolution" with identity weights whose accumulator keeps the
   maximum instead of the sum (the column's max mode), padding excluded.
+- QAdd is a 1 x 1 convolution over its two inputs stacked along K: diagonal weights wa for
+  the first input's channels, wb for the second's.
 
 ``Geom.weight`` is the dense weight [KH, KW, Cin, Cout]: a K-tile of the array is (kh, kw, block
 of R input channels), an N-tile a block of C output channels.
@@ -21,7 +23,7 @@ import numpy as np
 from edgehls import ir
 from edgehls.errors import PassError
 
-COMPUTE = (ir.QDense, ir.QConv, ir.QMaxPool)
+COMPUTE = (ir.QDense, ir.QConv, ir.QMaxPool, ir.QAdd)
 
 
 @dataclass(frozen=True)
@@ -37,8 +39,9 @@ class Geom:
     pads: tuple[int, int, int, int]
     dilations: tuple[int, int]
     max_mode: bool
-    weight: np.ndarray  # int64 [KH, KW, Cin, Cout]
+    weight: np.ndarray  # int64 [KH, KW, Cin * sources, Cout]
     group: int = 1
+    sources: int = 1  # input tensors stacked along K (2 for a residual Add)
 
     @property
     def m(self) -> int:
@@ -48,8 +51,8 @@ class Geom:
     def macs(self) -> int:
         """Useful multiply-accumulates (a max pool counts its comparisons)."""
         kh, kw = self.kernel
-        if self.max_mode:
-            return self.m * self.cout * kh * kw
+        if self.max_mode or self.sources > 1:
+            return self.m * self.cout * kh * kw * self.sources
         return self.m * kh * kw * (self.cin // self.group) * self.cout
 
 
@@ -70,8 +73,16 @@ def geometry(g: ir.Graph, node: ir.Node) -> Geom:
         m = x.size // k
         return Geom(1, m, k, 1, m, n, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), False,
                     np.asarray(w, dtype=np.int64)[None, None])
+    if isinstance(op, ir.QAdd) and len(x.shape) != 4:  # rows of features: 1 x M pixels
+        x = ir.Tensor(x.name, (1, x.shape[-1], 1, x.size // x.shape[-1]))
     _, c, h, wd = x.shape
     y = g.tensor(node.outputs[0])
+    if isinstance(op, ir.QAdd):
+        eye = np.eye(c, dtype=np.int64)
+        stacked = np.concatenate([eye * int(g.const(node, "wa")[0]),
+                                  eye * int(g.const(node, "wb")[0])])[None, None]
+        return Geom(h, wd, c, h, wd, c, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), False, stacked,
+                    1, 2)
     oh, ow = y.shape[2], y.shape[3]
     kh, kw = op.kernel
     if isinstance(op, ir.QMaxPool):

@@ -192,3 +192,26 @@ def maxpool(x_q: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int],
     patches, inside = windows(x, kernel, strides, pads, dils, fill=0)
     patches = np.where(inside[..., None], patches, low)
     return patches.max(axis=(2, 3))
+
+
+def add(a_q: np.ndarray, b_q: np.ndarray, wa: int, wb: int, mult: np.ndarray,
+        shift: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """The integer residual Add: requantize(a * wa + b * wb) per channel (last axis).
+
+    wa, wb are powers of two bringing both inputs to the finer of their scales (so the sum is
+    exact); mult/shift take that scale to the output's. The hardware computes it on the array
+    as a 1 x 1 convolution over the two inputs with diagonal weights wa and wb.
+    """
+    acc = np.asarray(a_q, dtype=np.int64) * int(wa) + np.asarray(b_q, dtype=np.int64) * int(wb)
+    return requantize(acc, mult, shift, lo, hi)
+
+
+def add_weights(frac_a: int, frac_b: int, wbits: int) -> tuple[int, int, int]:
+    """(wa, wb, frac_acc) for a residual Add of inputs at 2**-frac_a and 2**-frac_b."""
+    frac = max(frac_a, frac_b)
+    wa, wb = 1 << (frac - frac_a), 1 << (frac - frac_b)
+    if max(wa, wb) > weight_max(wbits):
+        raise OptionError(
+            f"residual Add: its inputs' scales differ by 2**{abs(frac_a - frac_b)}, more than "
+            f"{wbits}-bit weights can align; use more --wbits or calibrate both branches alike")
+    return wa, wb, frac

@@ -49,7 +49,8 @@ def build(g: ir.Graph, s: Schedule, p: HwParams, out: Path, source: str, opts: A
     layers = []
     cycles = s.layer_cycles()
     for plan, node, cyc in zip(s.layers, dense_layers(g), cycles, strict=True):
-        pool = isinstance(node.op, ir.QMaxPool)  # no weights: identity tiles the tiler makes
+        # no weight tensor: identity (or power-of-two) tiles the tiler makes
+        pool = isinstance(node.op, ir.QMaxPool | ir.QAdd)
         w = np.zeros(0, np.int64) if pool else g.const(node, "weight")
         wbits = p.WW if pool else node.op.wbits
         live = plan.tiles - plan.skipped_tiles

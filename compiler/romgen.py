@@ -101,7 +101,7 @@ class HwParams:
 
     @property
     def SW(self) -> int:
-        return (self.WAW + self.MCW + self.RCW + self.CCW + 4 + self.XAW + 2 * self.AAW
+        return (self.WAW + self.MCW + self.RCW + self.CCW + 3 + self.XAW + 2 * self.AAW
                 + 2 * self.BW + self.PAW + self.CSW + 2 * self.SDW + 2 * self.CCW)
 
     @property
@@ -111,7 +111,8 @@ class HwParams:
 
 def hw_params(g: ir.Graph, s: Schedule) -> HwParams:
     layers = dense_layers(g)
-    shares = {n.op.share_bits for n in layers if not isinstance(n.op, ir.QMaxPool)} or {0}
+    shares = {n.op.share_bits for n in layers
+              if not isinstance(n.op, ir.QMaxPool | ir.QAdd)} or {0}
     if len(shares) != 1:
         raise PassError("weight sharing must use one index width for every layer (the weight "
                         f"ROM has one word format); got {sorted(shares)}")
@@ -119,7 +120,7 @@ def hw_params(g: ir.Graph, s: Schedule) -> HwParams:
     geo = [plan.geom for plan in s.layers]
     dmax = max([1] + [max(x.ih, x.iw, x.ow) for x in geo]
                + [max(abs(t.off_h), abs(t.off_w)) for t in s.tiles])
-    arith = [n.op for n in layers if not isinstance(n.op, ir.QMaxPool)]
+    arith = [n.op for n in layers if not isinstance(n.op, ir.QMaxPool | ir.QAdd)]
     wbits = max([2] + [op.wbits for op in arith])
     acc = max([op.acc_bits for op in arith]
               + [g.tensor(n.inputs[0]).q.bits + 2 for n in layers])  # max mode: value + sign
@@ -152,7 +153,7 @@ def hex_lines(words: list[int], width: int) -> str:
 
 def schedule_words(s: Schedule, p: HwParams) -> list[int]:
     return [pack([(t.w_addr, p.WAW), (t.m, p.MCW), (t.k_rows, p.RCW), (t.n_cols, p.CCW),
-                  (t.clear, 1), (t.last, 1), (t.barrier, 1), (t.src, 1),
+                  (t.clear, 1), (t.last, 1), (t.barrier, 1),
                   (t.rd_base, p.XAW), (t.rd_rot, p.BW),
                   (t.wr_base, p.AAW), (t.wr_stride, p.AAW), (t.wr_rot, p.BW),
                   (t.p_addr, p.PAW), (t.layer, p.CSW), (t.off_h, p.SDW), (t.off_w, p.SDW),
@@ -180,7 +181,7 @@ def weight_words(g: ir.Graph, s: Schedule, p: HwParams) -> list[int]:
     words: list[int] = []
     for t in s.tiles:
         node = layers[t.layer]
-        k0, n0 = t.cb * s.R, t.nt * s.C
+        k0, n0 = t.krow0, t.nt * s.C
         live = geo[t.layer].weight[t.kh, t.kw, k0:k0 + t.k_rows, n0:n0 + t.n_cols]
         if p.SHARE:
             # padding is index 0 (codebook[0]): its rows meet zero activations and its columns
@@ -220,7 +221,9 @@ def post_words(g: ir.Graph, s: Schedule, p: HwParams) -> list[list[int]]:
                                  np.zeros(plan.N, np.int64))
             lo, hi = q.lo, q.hi
         else:
-            bias, mult, shift = (g.const(node, k) for k in ("bias", "mult", "shift"))
+            mult, shift = g.const(node, "mult"), g.const(node, "shift")
+            bias = (g.const(node, "bias") if node.const_name("bias")
+                    else np.zeros(plan.N, np.int64))  # a residual Add has none
             lo, hi = node.op.lo, node.op.hi
         for nt in range(plan.n_tiles):
             for j in range(s.C):

@@ -14,8 +14,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from edgehls import ir, lowering
-from edgehls.errors import UnsupportedError
 
 
 def drain(r: int, c: int) -> int:
@@ -39,7 +40,6 @@ class Tile:
     clear: bool
     last: bool
     barrier: bool
-    src: int
     rd_base: int
     rd_stride: int
     rd_rot: int
@@ -54,6 +54,7 @@ class Tile:
     off_w: int = 0
     mlo: int = 0  # max mode: columns [mlo, mhi) take part in this tile
     mhi: int = 0
+    krow0: int = 0  # first row of the layer's stacked K axis this tile holds
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,7 @@ class Schedule:
     decide: list[int] = field(default_factory=list)  # D_i, run cycle tile i is decided
     load: list[int] = field(default_factory=list)  # L_i, run cycle tile i's load starts
     total_cycles: int = 0
+    base: dict[str, int] = field(default_factory=dict)  # tensor -> first word of its region
 
     @property
     def wdepth(self) -> int:
@@ -118,61 +120,113 @@ def dense_layers(g: ir.Graph) -> list[ir.Node]:
     return lowering.compute_layers(g)
 
 
+def tensor_words(shape: tuple[int, ...], b: int, channels: int | None = None) -> int:
+    """Words per bank a tensor occupies: pixels x ceil(channels / B)."""
+    size = int(np.prod(shape))
+    c = channels if channels is not None else (shape[1] if len(shape) == 4 else shape[-1])
+    return size // c * -(-c // b)
+
+
+def allocate(g: ir.Graph, layers: list[ir.Node], words: dict[str, int]) -> dict[str, int]:
+    """First word of every activation tensor's region in the activation memory.
+
+    A tensor lives from the layer that writes it to the last layer that reads it; a layer's
+    output never overlaps its inputs, and a region is reused once its tensor is dead (the
+    barrier before each layer guarantees the earlier reads and writes are over). First fit,
+    in schedule order: deterministic.
+    """
+    last_use = {t: -1 for t in words}
+    for i, node in enumerate(layers):
+        for t in node.inputs:
+            last_use[t] = i
+    for t in g.outputs:
+        last_use[t] = len(layers)
+    live: dict[str, tuple[int, int]] = {}  # tensor -> (base, words)
+    base: dict[str, int] = {}
+
+    def place(t: str) -> None:
+        start = 0
+        for b0, n in sorted(live.values()):
+            if start + words[t] <= b0:
+                break
+            start = max(start, b0 + n)
+        live[t] = (start, words[t])
+        base[t] = start
+
+    for t in g.inputs:
+        place(t)
+    for i, node in enumerate(layers):
+        place(node.outputs[0])
+        for t in [t for t in live if last_use[t] <= i and t not in g.outputs]:
+            del live[t]
+    return base
+
+
 def schedule(g: ir.Graph, r: int, c: int) -> Schedule:
-    """Cut every layer into tiles, lay out the activation buffers, and run the cycle model."""
+    """Cut every layer into tiles, lay out the activation memory, and run the cycle model."""
     b = math.lcm(r, c)
     layers: list[LayerPlan] = []
     tiles: list[Tile] = []
-    prev: tuple[int, int] | None = None
-    adepth, mdepth, p_base = 1, 1, 0
-    for li, node in enumerate(lowering.compute_layers(g)):
-        geo = lowering.geometry(g, node)
-        if prev is not None and prev != (geo.ih * geo.iw, geo.cin):
-            raise UnsupportedError(
-                f"node {node.name!r} ({node.op.kind}) reads {geo.ih * geo.iw} pixels of "
-                f"{geo.cin} channels where the previous layer wrote {prev[0]} of {prev[1]}: "
-                "only chains of layers are supported")
-        prev = (geo.m, geo.cout)
+    nodes = lowering.compute_layers(g)
+    geos = [lowering.geometry(g, node) for node in nodes]
+    words = {t: tensor_words(g.tensor(t).shape, b) for t in g.inputs}
+    for node, geo in zip(nodes, geos, strict=True):
+        words[node.outputs[0]] = geo.m * -(-geo.cout // b)
+        for t in node.inputs:  # a Dense reads a tensor as its own [M, K]
+            if t in g.inputs and words[t] != geo.ih * geo.iw * -(-geo.cin // b):
+                words[t] = max(words[t], geo.ih * geo.iw * -(-geo.cin // b))
+    base = allocate(g, nodes, words)
+    adepth = max(base[t] + words[t] for t in base)
+    mdepth, p_base = 1, 0
+    for li, (node, geo) in enumerate(zip(nodes, geos, strict=True)):
         kh_n, kw_n = geo.kernel
         cbs, nts = -(-geo.cin // r), -(-geo.cout // c)
         rd_stride, wr_stride = -(-geo.cin // b), -(-geo.cout // b)
-        adepth = max(adepth, geo.ih * geo.iw * rd_stride, geo.m * wr_stride)
         mdepth = max(mdepth, geo.m)
         (sh, sw), (dh, dw), (pt, pl, _, _) = geo.strides, geo.dilations, geo.pads
         table = LayerGeometry(geo.ih, geo.iw, geo.ow, sh, sw, sw * rd_stride,
                               (sh * geo.iw - (geo.ow - 1) * sw) * rd_stride, geo.max_mode,
                               geo.cin)
-        ktiles = [(kh, kw, cb) for kh in range(kh_n) for kw in range(kw_n) for cb in range(cbs)]
+        # K-tiles: (source tensor, kernel row, kernel column, block of R input channels)
+        ktiles = [(src, kh, kw, cb) for src in range(geo.sources) for kh in range(kh_n)
+                  for kw in range(kw_n) for cb in range(cbs)]
+        out_base = base[node.outputs[0]]
         first = len(tiles)
         for nt in range(nts):
             n0, n_cols = nt * c, min(c, geo.cout - nt * c)
+
             # all-zero weight tiles are skipped: no ROM words, no cycles. A column group with
             # no non-zero tile still needs one pass for its bias, so it keeps its first tile.
-            live = [i for i, (kh, kw, cb) in enumerate(ktiles)
-                    if geo.weight[kh, kw, cb * r:(cb + 1) * r, n0:n0 + c].any()] or [0]
+            live = [kt for kt, (src, kh, kw, cb) in enumerate(ktiles)
+                    if geo.weight[kh, kw, src * geo.cin + cb * r:
+                                  src * geo.cin + min((cb + 1) * r, geo.cin), n0:n0 + c].any()]
+            live = live or [0]
             for i, kt in enumerate(live):
-                kh, kw, cb = ktiles[kt]
+                src, kh, kw, cb = ktiles[kt]
                 k_rows = min(r, geo.cin - cb * r)
                 off_h, off_w = kh * dh - pt, kw * dw - pl
                 mlo, mhi = 0, c
                 if geo.max_mode:  # the columns whose channel this K-tile carries
                     mlo = max(cb * r, n0) - n0
                     mhi = max(mlo, min(cb * r + k_rows, n0 + n_cols) - n0)
+                in_base = base[node.inputs[src]]
                 tiles.append(Tile(
                     layer=li, kt=kt, nt=nt, m=geo.m, k_rows=k_rows, n_cols=n_cols,
                     w_addr=len(tiles) * r, clear=i == 0, last=i == len(live) - 1,
-                    barrier=li > 0 and len(tiles) == first, src=li % 2,
-                    rd_base=(off_h * geo.iw + off_w) * rd_stride + (cb * r) // b,
-                    rd_stride=rd_stride, rd_rot=(cb * r) % b, wr_base=n0 // b,
+                    barrier=li > 0 and len(tiles) == first,
+                    rd_base=in_base + (off_h * geo.iw + off_w) * rd_stride + (cb * r) // b,
+                    rd_stride=rd_stride, rd_rot=(cb * r) % b, wr_base=out_base + n0 // b,
                     wr_stride=wr_stride, wr_rot=n0 % b, p_addr=p_base + nt, kh=kh, kw=kw,
-                    cb=cb, off_h=off_h, off_w=off_w, mlo=mlo, mhi=mhi))
+                    cb=cb, off_h=off_h, off_w=off_w, mlo=mlo, mhi=mhi,
+                    krow0=src * geo.cin + cb * r))
         emitted = len(tiles) - first
         total = len(ktiles) * nts
-        layers.append(LayerPlan(li, node.name, geo.m, kh_n * kw_n * geo.cin, geo.cout,
-                                len(ktiles), nts, total, total - emitted, first, p_base, table,
-                                geo.macs, node.op.kind))
+        layers.append(LayerPlan(li, node.name, geo.m, kh_n * kw_n * geo.cin * geo.sources,
+                                geo.cout, len(ktiles), nts, total, total - emitted, first,
+                                p_base, table, geo.macs, node.op.kind))
         p_base += nts
     sched = Schedule(r, c, b, layers, tiles, adepth, mdepth, max(1, p_base))
+    sched.base = base
     sched.decide, sched.load, sched.total_cycles = cycle_model(tiles, r, c)
     return sched
 

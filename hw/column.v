@@ -38,7 +38,6 @@ module edgehls_column #(
     input  wire             c_valid,
     input  wire             c_clear,
     input  wire             c_last,
-    input  wire             c_wbuf,
     input  wire             c_max,   // max mode (max pooling): keep the maximum, not the sum
     input  wire             c_pv,    // the step's input pixel is inside the map (not padding)
     input  wire [CCW-1:0]   c_mlo,   // max mode: columns [mlo, mhi) take part in this tile
@@ -51,12 +50,11 @@ module edgehls_column #(
     output wire [PAW-1:0]   prom_addr,
     input  wire [PW-1:0]    prom_data,
     output wire             o_valid,
-    output wire             o_buf,
     output wire [BW-1:0]    o_bank,
     output wire [AAW-1:0]   o_addr,
     output wire [AW-1:0]    o_data
 );
-    localparam integer TW = 1 + BW + AAW;
+    localparam integer TW = BW + AAW;
 
     // which bank and word this column's element goes to: n = nt*C + J, bank = n mod B; the
     // sum wrot + J < 2B, so one conditional subtraction (in BW-bit modular arithmetic) suffices
@@ -89,7 +87,7 @@ module edgehls_column #(
         a_act <= c_pv && (J_C >= c_mlo) && (J_C < c_mhi);
         a_m <= c_m;
         a_psum <= psum;
-        a_tag <= {c_wbuf, bank, c_waddr + {{(AAW - 1){1'b0}}, carry}};
+        a_tag <= {bank, c_waddr + {{(AAW - 1){1'b0}}, carry}};
     end
 
     // sum mode: accumulate. Max mode: the maximum over the steps that take part; a cleared
@@ -127,7 +125,6 @@ module edgehls_column #(
         .out_tag(out_tag)
     );
 
-    assign o_buf = out_tag[TW-1];
     assign o_bank = out_tag[AAW +: BW];
     assign o_addr = out_tag[0 +: AAW];
 endmodule

@@ -10,11 +10,13 @@
 //   B          activation banks, lcm(R, C): R consecutive elements read and C consecutive
 //              elements written in one cycle never share a bank
 //   AW         activation width (abits + 1, signed); WW weight width; ACC_W accumulator width
-//   ADEPTH     words per activation bank; MDEPTH accumulator words per column
+//   ADEPTH     words per activation bank (every tensor has its region, allocated by
+//              edgehls.tiler from tensor lifetimes); MDEPTH accumulator words per column
 //   NT         schedule entries; WDEPTH weight ROM words (C*WW bits); PDEPTH post ROM words
 //   MB, SB     requantization multiplier and shift widths
 //   IN_BITS    input element width; IN_TW its tdata width; IN_M x IN_K the input tensor
-//   OUT_TW     output tdata width; OUT_M x OUT_N the output tensor; OUT_BUF its buffer
+//   IN_BASE    the input tensor's first word
+//   OUT_TW     output tdata width; OUT_M x OUT_N the output tensor; OUT_BASE its first word
 //   CSW        layer-select width (`w_layer` tells a codebook decoder which layer is loading)
 //   DW, STW, XAW, SDW, LTW  window-walk widths and the layer-table word (edgehls_sequencer)
 //
@@ -43,7 +45,8 @@ module edgehls_core #(
     parameter integer OUT_TW = 8,
     parameter integer OUT_M = 1,
     parameter integer OUT_N = 4,
-    parameter integer OUT_BUF = 1,
+    parameter integer OUT_BASE = 0,
+    parameter integer IN_BASE = 0,
     parameter integer WAW = (WDEPTH > 1) ? $clog2(WDEPTH) : 1,
     parameter integer MCW = $clog2(MDEPTH + 1),
     parameter integer RCW = $clog2(R + 1),
@@ -57,7 +60,7 @@ module edgehls_core #(
     parameter integer XAW = AAW + 3,
     parameter integer SDW = DW + 2,
     parameter integer LTW = 3 * DW + 2 * STW + 2 * XAW + 1,
-    parameter integer SW = WAW + MCW + RCW + CCW + 4 + XAW + 2 * AAW + 2 * BW + PAW + CSW
+    parameter integer SW = WAW + MCW + RCW + CCW + 3 + XAW + 2 * AAW + 2 * BW + PAW + CSW
                            + 2 * SDW + 2 * CCW,
     parameter integer SAW = (NT > 1) ? $clog2(NT) : 1,
     parameter integer PW = ACC_W + MB + SB + 2 * AW
@@ -93,7 +96,9 @@ module edgehls_core #(
     localparam integer IN_W = (IN_K + B - 1) / B;
     localparam integer OUT_W = (OUT_N + B - 1) / B;
     localparam integer RW = (R > 1) ? $clog2(R) : 1;
-    localparam integer CTW = 5 + 2 * CCW + MCW + AAW + BW + CCW + PAW;  // control to columns
+    localparam integer CTW = 4 + 2 * CCW + MCW + AAW + BW + CCW + PAW;  // control to columns
+    localparam [31:0]    IN_BASE32 = IN_BASE;
+    localparam [31:0]    OUT_BASE32 = OUT_BASE;
     localparam [31:0]    IN_W32 = IN_W;
     localparam [31:0]    OUT_W32 = OUT_W;
     localparam [31:0]    B32 = B;
@@ -128,7 +133,7 @@ module edgehls_core #(
     wire             finished;
     wire             w_load;
     wire [RW-1:0]    w_row;
-    wire             st_valid, st_first, st_clear, st_last, st_src, st_pvalid, st_max;
+    wire             st_valid, st_first, st_clear, st_last, st_pvalid, st_max;
     wire [CCW-1:0]   st_mlo, st_mhi;
     wire [MCW-1:0]   st_m;
     wire [RCW-1:0]   st_k_rows;
@@ -147,7 +152,7 @@ module edgehls_core #(
         .ltab_addr(ltab_addr), .ltab(ltab),
         .wrom_addr(wrom_addr), .w_load(w_load), .w_row(w_row), .w_layer(w_layer),
         .st_valid(st_valid), .st_first(st_first), .st_clear(st_clear), .st_last(st_last),
-        .st_src(st_src), .st_m(st_m), .st_k_rows(st_k_rows), .st_n_cols(st_n_cols),
+        .st_m(st_m), .st_k_rows(st_k_rows), .st_n_cols(st_n_cols),
         .st_rd_addr(st_rd_addr), .st_pvalid(st_pvalid), .st_max(st_max),
         .st_mlo(st_mlo), .st_mhi(st_mhi), .st_rd_rot(st_rd_rot), .st_wr_addr(st_wr_addr),
         .st_wr_rot(st_wr_rot), .st_p_addr(st_p_addr)
@@ -166,16 +171,13 @@ module edgehls_core #(
 
     // ---------------------------------------------------------------- activation buffers
     wire [AW-1:0] rd_a [0:B-1];
-    wire [AW-1:0] rd_b [0:B-1];
     wire          col_valid [0:C-1];
-    wire          col_buf [0:C-1];
     wire [BW-1:0] col_bank [0:C-1];
     wire [AAW-1:0] col_addr [0:C-1];
     wire [AW-1:0] col_data [0:C-1];
 
-    genvar gb, gx;
+    genvar gb;
     generate
-        for (gx = 0; gx < 2; gx = gx + 1) begin : g_buf
             for (gb = 0; gb < B; gb = gb + 1) begin : g_bank
                 localparam [31:0] GB32 = gb;
                 reg           we;
@@ -188,9 +190,9 @@ module edgehls_core #(
                     we = 1'b0;
                     wa = in_word;
                     wd = in_elem;
-                    if (gx == 0 && in_fire && in_bank == GB32[BW-1:0]) we = 1'b1;
+                    if (in_fire && in_bank == GB32[BW-1:0]) we = 1'b1;
                     for (j = 0; j < C; j = j + 1) begin
-                        if (col_valid[j] && col_buf[j] == gx && col_bank[j] == GB32[BW-1:0]) begin
+                        if (col_valid[j] && col_bank[j] == GB32[BW-1:0]) begin
                             we = 1'b1;
                             wa = col_addr[j];
                             wd = col_data[j];
@@ -212,17 +214,12 @@ module edgehls_core #(
                     .clk(clk), .we(we), .waddr(wa[ABW-1:0]), .wdata(wd),
                     .raddr(ra[ABW-1:0]), .rdata(rd)
                 );
-                if (gx == 0) begin : g_a
-                    assign rd_a[gb] = rd;
-                end else begin : g_b
-                    assign rd_b[gb] = rd;
-                end
+                assign rd_a[gb] = rd;
             end
-        end
     endgenerate
 
     // ---------------------------------------------------------------- step -> array rows
-    reg            p1_valid, p1_first, p1_src, p1_pvalid;
+    reg            p1_valid, p1_first, p1_pvalid;
     reg [BW-1:0]   p1_rot;
     reg [RCW-1:0]  p1_krows;
     reg            xv_valid, xv_first;
@@ -237,7 +234,6 @@ module edgehls_core #(
             xv_valid <= p1_valid;
         end
         p1_first <= st_first;
-        p1_src <= st_src;
         p1_pvalid <= st_pvalid;
         p1_rot <= st_rd_rot;
         p1_krows <= st_k_rows;
@@ -258,7 +254,7 @@ module edgehls_core #(
             always @* begin
                 pick = {AW{1'b0}};
                 for (b = 0; b < B; b = b + 1)
-                    if (sel == b[BW-1:0]) pick = p1_src ? rd_b[b] : rd_a[b];
+                    if (sel == b[BW-1:0]) pick = rd_a[b];
             end
             always @(posedge clk) xv[gi] <= (p1_pvalid && gi < p1_krows) ? pick : {AW{1'b0}};
         end
@@ -320,7 +316,7 @@ module edgehls_core #(
             chain_v[0] <= st_valid;
             for (ci = 1; ci < CHAIN; ci = ci + 1) chain_v[ci] <= chain_v[ci-1];
         end
-        chain[0] <= {st_clear, st_last, ~st_src, st_max, st_pvalid, st_mlo, st_mhi, st_m,
+        chain[0] <= {st_clear, st_last, st_max, st_pvalid, st_mlo, st_mhi, st_m,
                      st_wr_addr, st_wr_rot, st_n_cols, st_p_addr};
         for (ci = 1; ci < CHAIN; ci = ci + 1) chain[ci] <= chain[ci-1];
     end
@@ -338,9 +334,8 @@ module edgehls_core #(
                 .c_valid(chain_v[3 + R + gj]),
                 .c_clear(cw[CTW-1]),
                 .c_last(cw[CTW-2]),
-                .c_wbuf(cw[CTW-3]),
-                .c_max(cw[CTW-4]),
-                .c_pv(cw[CTW-5]),
+                .c_max(cw[CTW-3]),
+                .c_pv(cw[CTW-4]),
                 .c_mlo(cw[MCW + AAW + BW + CCW + PAW + CCW +: CCW]),
                 .c_mhi(cw[MCW + AAW + BW + CCW + PAW +: CCW]),
                 .c_m(cw[AAW + BW + CCW + PAW +: MCW]),
@@ -351,7 +346,6 @@ module edgehls_core #(
                 .prom_addr(prom_addr[gj*PAW +: PAW]),
                 .prom_data(prom_data[gj*PW +: PW]),
                 .o_valid(col_valid[gj]),
-                .o_buf(col_buf[gj]),
                 .o_bank(col_bank[gj]),
                 .o_addr(col_addr[gj]),
                 .o_data(col_data[gj])
@@ -365,7 +359,7 @@ module edgehls_core #(
     always @* begin
         out_pick = {AW{1'b0}};
         for (ob = 0; ob < B; ob = ob + 1)
-            if (out_bank_d == ob[BW-1:0]) out_pick = (OUT_BUF != 0) ? rd_b[ob] : rd_a[ob];
+            if (out_bank_d == ob[BW-1:0]) out_pick = rd_a[ob];
     end
     wire [AW:0] fifo_head;
     wire [AW-1:0] head = fifo_head[AW-1:0];
@@ -411,8 +405,8 @@ module edgehls_core #(
                     in_k <= 32'd0;
                     in_count <= 32'd0;
                     in_bank <= {BW{1'b0}};
-                    in_word <= {AAW{1'b0}};
-                    in_rowbase <= {AAW{1'b0}};
+                    in_word <= IN_BASE32[AAW-1:0];
+                    in_rowbase <= IN_BASE32[AAW-1:0];
                 end
                 S_LOAD: if (in_fire) begin
                     in_count <= in_count + 32'd1;
@@ -440,8 +434,8 @@ module edgehls_core #(
                     out_n <= 32'd0;
                     out_left <= OUT_M * OUT_N;
                     out_bank <= {BW{1'b0}};
-                    out_word <= {AAW{1'b0}};
-                    out_rowbase <= {AAW{1'b0}};
+                    out_word <= OUT_BASE32[AAW-1:0];
+                    out_rowbase <= OUT_BASE32[AAW-1:0];
                 end
                 S_STORE: begin
                     if (rd_req) begin

@@ -7,7 +7,7 @@
 //   R, C  array rows and columns
 //   NT    number of schedule entries (tiles)
 //   SW    schedule entry width (the sum of the field widths below, packed LSB first:
-//         w_addr[WAW] m_count[MCW] k_rows[RCW] n_cols[CCW] clear last barrier src
+//         w_addr[WAW] m_count[MCW] k_rows[RCW] n_cols[CCW] clear last barrier
 //         rd_base[XAW] rd_rot[BW] wr_base[AAW] wr_stride[AAW] wr_rot[BW]
 //         p_addr[PAW] layer[CSW] off_h[SDW] off_w[SDW] mlo[CCW] mhi[CCW]);
 //         edgehls.romgen packs the same layout.
@@ -45,7 +45,7 @@ module edgehls_sequencer #(
     parameter integer SDW = DW + 2,
     parameter integer STW = 1,
     parameter integer LTW = 3 * DW + 2 * STW + 2 * XAW + 1,
-    parameter integer SW = WAW + MCW + RCW + CCW + 4 + XAW + 2 * AAW + 2 * BW + PAW + CSW
+    parameter integer SW = WAW + MCW + RCW + CCW + 3 + XAW + 2 * AAW + 2 * BW + PAW + CSW
                            + 2 * SDW + 2 * CCW,
     parameter integer SAW = (NT > 1) ? $clog2(NT) : 1,
     parameter integer RW = (R > 1) ? $clog2(R) : 1
@@ -76,7 +76,6 @@ module edgehls_sequencer #(
     output reg            st_first,
     output reg            st_clear,
     output reg            st_last,
-    output reg            st_src,
     output reg  [MCW-1:0] st_m,
     output reg  [RCW-1:0] st_k_rows,
     output reg  [CCW-1:0] st_n_cols,
@@ -102,8 +101,7 @@ module edgehls_sequencer #(
     localparam integer O_CLEAR = O_NCOLS + CCW;
     localparam integer O_LAST = O_CLEAR + 1;
     localparam integer O_BARRIER = O_LAST + 1;
-    localparam integer O_SRC = O_BARRIER + 1;
-    localparam integer O_RDBASE = O_SRC + 1;
+    localparam integer O_RDBASE = O_BARRIER + 1;
     localparam integer O_RDROT = O_RDBASE + XAW;
     localparam integer O_WRBASE = O_RDROT + BW;
     localparam integer O_WRSTRIDE = O_WRBASE + AAW;
@@ -205,7 +203,6 @@ module edgehls_sequencer #(
                     st_m <= {MCW{1'b0}};
                     st_clear <= sched_is[O_CLEAR];
                     st_last <= sched_is[O_LAST];
-                    st_src <= sched_is[O_SRC];
                     st_k_rows <= sched_is[O_KROWS +: RCW];
                     st_n_cols <= sched_is[O_NCOLS +: CCW];
                     rd <= sched_is[O_RDBASE +: XAW];

@@ -168,9 +168,10 @@ REJECT = {
                                     r"\[1, 1, 1, 4\]"),
     "mul_acts": ([N("Mul", ["x", "x"], ["y"], name="mul")], [], [1, 2, 4, 4], 17,
                  r"'mul' \(Mul\): activation x activation is not supported"),
-    "residual": ([N("Relu", ["x"], ["r"], name="r"), N("Add", ["x", "r"], ["y"], name="res")],
-                 [], [1, 2, 4, 4], 17,
-                 r"'res' \(Add\): residual Add of two activations is not supported yet"),
+    "residual_broadcast": ([N("GlobalAveragePool", ["x"], ["r"], name="r"),
+                            N("Add", ["x", "r"], ["y"], name="res")], [], [1, 2, 4, 4], 17,
+                           r"'res' \(Add\): broadcasting between two activations is not "
+                           r"supported"),
     "concat": ([N("Concat", ["x", "x"], ["y"], name="cat", axis=1)], [], [1, 2, 4, 4], 17,
                r"'cat' \(Concat\): Concat is not supported yet; supported ops: Add, "),
     "clip_act": ([N("Relu", ["x"], ["r"], name="r"), N("Clip", ["x", "r"], ["y"], name="clip")],

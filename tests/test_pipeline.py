@@ -79,7 +79,7 @@ def test_pass_error_names_the_pass_and_those_before(graph):
     with pytest.raises(PassError) as e:
         pipeline.run_passes(graph, [Quantize()])
     assert str(e.value).startswith("pass quantize (after frontend): Quantize requires Input, "
-                                   "Dense, Conv and MaxPool nodes")
+                                   "Dense, Conv, MaxPool and AddAct nodes")
     assert isinstance(e.value.__cause__, PassError)
 
 

@@ -94,13 +94,13 @@ def test_hw_params_widths(case):
 # --- ROM images --------------------------------------------------------------------------------
 
 def schedule_widths(p: romgen.HwParams) -> list[int]:
-    # hw/sequencer.v: w_addr m_count k_rows n_cols clear last barrier src rd_base rd_rot
+    # hw/sequencer.v: w_addr m_count k_rows n_cols clear last barrier rd_base rd_rot
     # wr_base wr_stride wr_rot p_addr layer off_h off_w mlo mhi
-    return [p.WAW, p.MCW, p.RCW, p.CCW, 1, 1, 1, 1, p.XAW, p.BW, p.AAW, p.AAW, p.BW,
+    return [p.WAW, p.MCW, p.RCW, p.CCW, 1, 1, 1, p.XAW, p.BW, p.AAW, p.AAW, p.BW,
             p.PAW, p.CSW, p.SDW, p.SDW, p.CCW, p.CCW]
 
 
-SCHEDULE_FIELDS = ("w_addr", "m", "k_rows", "n_cols", "clear", "last", "barrier", "src",
+SCHEDULE_FIELDS = ("w_addr", "m", "k_rows", "n_cols", "clear", "last", "barrier",
                    "rd_base", "rd_rot", "wr_base", "wr_stride", "wr_rot", "p_addr",
                    "layer", "off_h", "off_w", "mlo", "mhi")
 SIGNED_FIELDS = {"rd_base", "off_h", "off_w"}

@@ -112,14 +112,13 @@ def test_edges_k_rows_and_n_cols(case):
         assert t.m == p.M
 
 
-def test_flags_clear_last_barrier_src(case):
+def test_flags_clear_last_barrier(case):
     _, s = case
     for i, t in enumerate(s.tiles):
         p = s.layers[t.layer]
         assert t.clear == (t.kt == 0)
         assert t.last == (t.kt == p.k_tiles - 1)
         assert t.barrier == (t.layer > 0 and i == p.first_tile)
-        assert t.src == t.layer % 2
     assert not s.tiles[0].barrier
     assert sum(t.barrier for t in s.tiles) == len(s.layers) - 1
 
@@ -130,8 +129,9 @@ def test_read_and_write_addresses_follow_the_bank_layout(case):
     The hardware (hw/core.v) gives array row i bank (rd_rot + i) mod B at word
     rd_base + m * rd_stride (+1 if the bank wrapped below rd_rot); columns likewise with wr_*.
     """
-    _, s = case
+    g, s = case
     b = s.B
+    layers = tiler.dense_layers(g)
 
     def hw_place(base: int, stride: int, rot: int, m: int, i: int) -> tuple[int, int]:
         bank = (rot + i) % b
@@ -139,16 +139,18 @@ def test_read_and_write_addresses_follow_the_bank_layout(case):
 
     for t in s.tiles:
         p = s.layers[t.layer]
+        node = layers[t.layer]
+        in_base, out_base = s.base[node.inputs[0]], s.base[node.outputs[0]]
         assert t.rd_stride == math.ceil(p.K / b)
         assert t.wr_stride == math.ceil(p.N / b)
         for m in range(t.m):
             for i in range(t.k_rows):
                 w = t.kt * s.R + i
-                expected = (w % b, m * math.ceil(p.K / b) + w // b)
+                expected = (w % b, in_base + m * math.ceil(p.K / b) + w // b)
                 assert hw_place(t.rd_base, t.rd_stride, t.rd_rot, m, i) == expected
             for j in range(t.n_cols):
                 w = t.nt * s.C + j
-                expected = (w % b, m * math.ceil(p.N / b) + w // b)
+                expected = (w % b, out_base + m * math.ceil(p.N / b) + w // b)
                 assert hw_place(t.wr_base, t.wr_stride, t.wr_rot, m, j) == expected
 
 
@@ -167,13 +169,23 @@ def test_weight_and_post_addresses(case):
     assert len({(t.layer, t.nt) for t in s.tiles}) == len({t.p_addr for t in s.tiles}) == p_base
 
 
-def test_buffer_depths(case):
-    _, s = case
+def test_activation_regions(case):
+    """Every tensor has a region; a layer's input and output regions do not overlap; the
+    memory is as deep as the highest region end; chains reuse memory (two regions suffice)."""
+    g, s = case
     b = s.B
-    assert s.adepth == max(max(p.M * math.ceil(p.K / b), p.M * math.ceil(p.N / b))
-                           for p in s.layers)
+    layers = tiler.dense_layers(g)
+    size = {}
+    for p, node in zip(s.layers, layers, strict=True):
+        size[node.inputs[0]] = p.M * math.ceil(p.K / b)
+        size[node.outputs[0]] = p.M * math.ceil(p.N / b)
+    assert s.adepth == max(s.base[t] + n for t, n in size.items())
+    for node in layers:
+        (a0, an), (b0, bn) = ((s.base[t], size[t]) for t in (node.inputs[0], node.outputs[0]))
+        assert a0 + an <= b0 or b0 + bn <= a0, node.name
+    assert s.adepth <= 2 * max(size.values())
     assert s.mdepth == max(p.M for p in s.layers)
-    # every read and write lands inside the buffer
+    # every read and write lands inside the memory
     for t in s.tiles:
         top = t.m - 1
         assert t.rd_base + top * t.rd_stride + (1 if t.rd_rot + t.k_rows > b else 0) < s.adepth
@@ -199,7 +211,7 @@ def test_unquantized_graph_is_rejected(tmp_path):
 # --- the cycle model on hand-made tile lists ---------------------------------------------------
 
 BLANK = tiler.Tile(layer=0, kt=0, nt=0, m=1, k_rows=1, n_cols=1, w_addr=0, clear=True,
-                   last=True, barrier=False, src=0, rd_base=0, rd_stride=1, rd_rot=0,
+                   last=True, barrier=False, rd_base=0, rd_stride=1, rd_rot=0,
                    wr_base=0, wr_stride=1, wr_rot=0, p_addr=0)
 
 

@@ -1,4 +1,5 @@
-"""Canonicalize: ONNX-level ops -> a graph of ``Input``, ``Dense``, ``Conv`` and ``MaxPool``."""
+"""Canonicalize: ONNX-level ops -> a DAG of ``Input``, ``Dense``, ``Conv``, ``MaxPool`` and
+``AddAct``."""
 
 from __future__ import annotations
 
@@ -14,27 +15,32 @@ from edgehls.errors import UnsupportedError
 _WHY = {
     "Add": "only a constant bias (broadcastable to [N], or per channel on a feature map) "
            "directly after a MatMul/Gemm or Conv (whose output nothing else reads) can be folded",
-    "Relu": "a Relu must directly follow a MatMul/Gemm or Conv whose output nothing else reads "
-            "(or a MaxPool of such a Conv)",
+    "Relu": "a Relu must directly follow a MatMul/Gemm, Conv or residual Add whose output "
+            "nothing else reads (or a MaxPool of such a Conv or Add)",
     "Clip": "a Clip must directly follow a Conv whose output nothing else reads (or a MaxPool "
-            "of such a Conv); after a MatMul/Gemm only Clip(0, inf) (a Relu) is supported",
+            "of such a Conv); after a MatMul/Gemm only Clip(0, inf) (a Relu) is supported, and "
+            "so after a residual Add",
     "Pad": "a Pad must feed only Conv/MaxPool/AveragePool nodes (a MaxPool only when its input "
            "is non-negative, e.g. after a ReLU)",
     "BatchNorm": "only a BatchNormalization of a [N, C] or [N, C, H, W] tensor is supported",
     "Softmax": "only a final Softmax (producing the graph output) is supported",
 }
 _SPATIAL = (ir.Conv, ir.MaxPool, ir.AvgPool, ir.GlobalAvgPool, ir.Pad, ir.BatchNorm)
+_LAYERS = (ir.Conv, ir.Dense, ir.AddAct)  # the ops a Relu can fuse into
+_CANONICAL = (ir.Input, ir.Dense, ir.Conv, ir.MaxPool, ir.AddAct)
 _NO_ACT = (-np.inf, np.inf)
 
 
 @dataclass(frozen=True)
 class Canonicalize:
-    """Rewrite a frontend graph into ``Input``, ``Dense``, ``Conv`` and ``MaxPool`` nodes.
+    """Rewrite a frontend graph into ``Input``, ``Dense``, ``Conv``, ``MaxPool`` and ``AddAct``.
 
     Requires: a graph from ``edgehls.frontend.load`` (ONNX-level ops, float32 constants,
-    static shapes). Guarantees: every node is ``Input``, ``Dense`` (float consts 'weight' [K, N],
-    'bias' [N]), ``Conv`` (float consts 'weight' [Cout, Cin/group, kh, kw], 'bias' [Cout], a
-    4-D output [N, Cout, OH, OW]) or ``MaxPool``; nodes that do not reach the output are removed;
+    static shapes; a DAG: a tensor may have several readers). Guarantees: every node is
+    ``Input``, ``Dense`` (float consts 'weight' [K, N], 'bias' [N]), ``Conv`` (float consts
+    'weight' [Cout, Cin/group, kh, kw], 'bias' [Cout], a 4-D output [N, Cout, OH, OW]),
+    ``MaxPool`` or ``AddAct`` (two inputs and its output of one shape, act "none" or "relu");
+    nodes that do not reach the output are removed;
     Identity/Dropout, Flatten and Reshape are bypassed (a Flatten of a computed [N, C, H, W]
     map with C > 1 and H * W > 1 into a Gemm/MatMul makes that layer a Conv with kernel (H, W),
     so the NCHW flatten order lives in the weights; the graph input stays row-major); a final
@@ -43,9 +49,12 @@ class Canonicalize:
     that is its only reader, else becomes a depthwise 1x1 Conv (a diagonal Dense on [N, C]);
     AveragePool and GlobalAveragePool become depthwise Convs; Relu/Clip fuse into the Conv
     before it (``act``), also through a MaxPool (max and a monotonic activation commute), or
-    into a Dense (``relu``); Pad folds into the following Conv's or MaxPool's pads. Unused
-    constants are dropped; ``verify()`` passes. The input graph is not modified. Raises
-    ``UnsupportedError`` naming any node that cannot be expressed.
+    into a Dense (``relu``) or an AddAct (``act="relu"``); every fold and fusion needs the
+    layer's output to have that node as its only reader (and not be a graph output), except
+    that a Relu/Clip of values already within its bounds is dropped; an AddAct's inputs may not
+    be reshaped; Pad folds into the following Conv's or MaxPool's pads. Unused constants are
+    dropped; ``verify()`` passes. The input graph is not modified. Raises ``UnsupportedError``
+    naming any node that cannot be expressed.
     """
 
     def __call__(self, g: ir.Graph) -> ir.Graph:
@@ -74,10 +83,12 @@ class Canonicalize:
         for node in _each(g, ir.Pad):
             _fold_pad(g, node)
         for node in g.nodes():
-            if not isinstance(node.op, (ir.Input, ir.Dense, ir.Conv, ir.MaxPool)):
+            if not isinstance(node.op, _CANONICAL):
                 raise UnsupportedError(f"node {node.name!r} ({node.op.kind}): cannot be mapped "
-                                       "to a Dense, Conv or MaxPool layer: "
+                                       "to a Dense, Conv, MaxPool or residual Add layer: "
                                        f"{_WHY.get(node.op.kind, 'unexpected')}")
+            if isinstance(node.op, ir.AddAct):
+                _check_add(g, node)
         used = {c for node in g.nodes() for _, c in node.consts}
         g.consts = {k: v for k, v in g.consts.items() if k in used}
         g.verify()
@@ -113,6 +124,9 @@ def _bypass(g: ir.Graph, node: ir.Node) -> None:
     if _squeezed(before) != _squeezed(after) and any(isinstance(r.op, _SPATIAL) for r in readers):
         raise UnsupportedError(f"node {node.name!r} ({node.op.kind}): reshaping {list(before)} "
                                f"to {list(after)} before a convolution or pool is not supported")
+    if before != after and any(isinstance(r.op, ir.AddAct) for r in readers):
+        raise UnsupportedError(f"node {node.name!r} ({node.op.kind}): reshaping {list(before)} "
+                               f"to {list(after)} before a residual Add is not supported")
     if dst in g.outputs and before != after:
         g.notes.append(f"output {dst!r}: {node.op.kind} {node.name!r} removed, the output "
                        f"stream {list(before)} is the row-major data of ONNX shape {list(after)}")
@@ -300,6 +314,8 @@ def _bounds(op: ir.Op) -> tuple[float, float]:
         return {"none": _NO_ACT, "relu": (0.0, np.inf)}.get(op.act, op.clip)
     if isinstance(op, ir.Dense):
         return (0.0, np.inf) if op.relu else _NO_ACT
+    if isinstance(op, ir.AddAct):
+        return (0.0, np.inf) if op.act == "relu" else _NO_ACT
     return (0.0, np.inf) if isinstance(op, ir.Relu) else (op.lo, op.hi)
 
 
@@ -312,29 +328,40 @@ def _with_act(op: ir.Conv, lo: float, hi: float) -> ir.Conv:
 
 
 def _fuse_act(g: ir.Graph, node: ir.Node) -> None:
-    """Fuse a Relu/Clip into the Conv/Dense before it, also through one MaxPool (a monotonic
-    activation commutes with max; MaxPool padding never wins the max)."""
+    """Fuse a Relu/Clip into the Conv/Dense/AddAct before it, also through one MaxPool (a
+    monotonic activation commutes with max; MaxPool padding never wins the max). Only when the
+    node is the layer's (and the MaxPool's) only reader: a residual branch may read it too."""
     lo, hi = _bounds(node.op)
-    p = g.producer(node.inputs[0])
-    if p is not None and isinstance(p.op, ir.Conv | ir.Dense):
-        a, b = _bounds(p.op)
-        if (max(a, lo), min(b, hi)) == (a, b) and a <= b:  # already as tight: drop the node
-            g.remove_node(node.name, forward=True)
-            return
+    a, b = _range(g, node.inputs[0])
+    if (max(a, lo), min(b, hi)) == (a, b) and a <= b:  # already as tight: drop the node
+        g.remove_node(node.name, forward=True)
+        return
     layer = _alone(g, node)
     if layer is not None and isinstance(layer.op, ir.MaxPool):
         layer = _alone(g, layer)
-    if layer is None or not isinstance(layer.op, ir.Conv | ir.Dense):
+    if layer is None or not isinstance(layer.op, _LAYERS):
         return
     a, b = _bounds(layer.op)
     new_lo, new_hi = min(max(a, lo), hi), max(min(b, hi), lo)  # clip(clip(x, a, b), lo, hi)
-    if isinstance(layer.op, ir.Dense):
+    if isinstance(layer.op, ir.Dense | ir.AddAct):
         if (new_lo, new_hi) != (0.0, np.inf):
             return
-        g.replace_node(dataclasses.replace(layer, op=ir.Dense(relu=True)))
+        op = ir.Dense(relu=True) if isinstance(layer.op, ir.Dense) else ir.AddAct(act="relu")
+        g.replace_node(dataclasses.replace(layer, op=op))
     else:
         g.replace_node(dataclasses.replace(layer, op=_with_act(layer.op, new_lo, new_hi)))
     g.remove_node(node.name, forward=True)
+
+
+def _range(g: ir.Graph, tensor: str) -> tuple[float, float]:
+    """Bounds on ``tensor``'s values known from the activation that made it (seen through
+    MaxPools, which only pick values); (-inf, inf) when unknown."""
+    p = g.producer(tensor)
+    while p is not None and isinstance(p.op, ir.MaxPool):
+        p = g.producer(p.inputs[0])
+    if p is None or not isinstance(p.op, _LAYERS + (ir.Relu, ir.Clip)):
+        return _NO_ACT
+    return _bounds(p.op)
 
 
 def _non_negative(g: ir.Graph, tensor: str) -> bool:
@@ -343,7 +370,7 @@ def _non_negative(g: ir.Graph, tensor: str) -> bool:
         return False
     if isinstance(p.op, ir.MaxPool | ir.Pad):
         return _non_negative(g, p.inputs[0])
-    return isinstance(p.op, ir.Conv | ir.Dense | ir.Relu | ir.Clip) and _bounds(p.op)[0] >= 0
+    return isinstance(p.op, _LAYERS + (ir.Relu, ir.Clip)) and _bounds(p.op)[0] >= 0
 
 
 def _empty_window(op: ir.MaxPool, shape: tuple[int, ...]) -> bool:
@@ -382,3 +409,12 @@ def _fold_pad(g: ir.Graph, node: ir.Node) -> None:
             inputs=tuple(node.inputs[0] if i == node.outputs[0] else i for i in r.inputs)))
     g.remove_node(node.name)
     g.tensors.pop(node.outputs[0], None)
+
+
+def _check_add(g: ir.Graph, node: ir.Node) -> None:
+    """An AddAct's inputs and output keep one shape (a Gemm made a Conv may have become 4-D)."""
+    shapes = [g.tensor(t).shape for t in (*node.inputs, *node.outputs)]
+    if len(set(shapes)) != 1:
+        raise UnsupportedError(f"node {node.name!r} (AddAct): after canonicalization its inputs "
+                               f"are {list(shapes[0])} and {list(shapes[1])} and its output "
+                               f"{list(shapes[2])}; a residual Add needs one shape for all three")

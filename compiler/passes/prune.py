@@ -104,8 +104,8 @@ def _grouped(node: ir.Node) -> bool:
 class Prune:
     """Magnitude pruning: set the smallest weights of each Dense and Conv layer to exactly zero.
 
-    Requires: a graph of Input, Dense, Conv and MaxPool nodes only (after Canonicalize, before
-    Quantize).
+    Requires: a graph of Input, Dense, Conv, MaxPool and AddAct nodes only (after Canonicalize,
+    before Quantize); MaxPool and AddAct nodes pass through unchanged.
     Guarantees: a new graph (the input graph is untouched) with the same nodes and const names;
     only weights are changed, and only to 0.0: surviving weights are bit-identical, zeros stay
     zero (they count toward the target). Per layer, ``overrides`` entries (layer, mode,
@@ -135,10 +135,10 @@ class Prune:
         for node in g.nodes():
             if isinstance(node.op, ir.Dense | ir.Conv):
                 layers.append(node)
-            elif not isinstance(node.op, ir.Input | ir.MaxPool):
-                raise PassError(f"Prune requires Input, Dense, Conv and MaxPool nodes; node "
-                                f"{node.name!r} is {node.op.kind}: run Canonicalize first (and "
-                                "Prune before Quantize)")
+            elif not isinstance(node.op, ir.Input | ir.MaxPool | ir.AddAct):
+                raise PassError(f"Prune requires Input, Dense, Conv, MaxPool and AddAct nodes; "
+                                f"node {node.name!r} is {node.op.kind}: run Canonicalize first "
+                                "(and Prune before Quantize)")
         plan = self._plan([n.name for n in layers])
         out = g.copy()
         pool = [n for n in layers if plan[n.name][0] == "global"]

@@ -1,4 +1,5 @@
-"""Quantize: float Dense/Conv/MaxPool -> QDense/QConv/QMaxPool with power-of-two scales."""
+"""Quantize: float Dense/Conv/MaxPool/AddAct -> QDense/QConv/QMaxPool/QAdd with power-of-two
+scales."""
 
 from __future__ import annotations
 
@@ -20,13 +21,15 @@ ACTS = ("none", "relu", "clip")
 class Quantize:
     """Post-training quantization to the fixed-point contract of ``edgehls.numerics``.
 
-    Requires: a graph of Input, Dense, Conv and MaxPool nodes only (run Canonicalize first), one
-    input. Guarantees: a new graph (the input graph is untouched) where every Dense is a QDense,
-    every Conv a QConv (same geometry, consts 'weight' int [Cout, Cin/group, kh, kw], 'bias',
-    'mult', 'shift', named ``<node>.weight_q`` ...) and every MaxPool a QMaxPool, and every
-    tensor has a QFormat: the graph input signed ``abits``; a Dense/Conv output unsigned
-    ``abits`` after ReLU or after a Clip whose lower bound is >= 0, else signed; a MaxPool
-    output the format of its input. A Clip's bounds are quantized at the output scale and
+    Requires: a graph of Input, Dense, Conv, MaxPool and AddAct nodes only (run Canonicalize
+    first), one input. Guarantees: a new graph (the input graph is untouched) where every Dense
+    is a QDense, every Conv a QConv (same geometry, consts 'weight' int [Cout, Cin/group, kh,
+    kw], 'bias', 'mult', 'shift', named ``<node>.weight_q`` ...), every MaxPool a QMaxPool and
+    every AddAct a QAdd (consts 'wa', 'wb' int [1] from ``numerics.add_weights`` of its inputs'
+    fracs, 'mult', 'shift' [C] taking their common scale to the output's, C = axis 1), and
+    every tensor has a QFormat: the graph input signed ``abits``; a Dense/Conv/AddAct output
+    unsigned ``abits`` after ReLU or after a Clip whose lower bound is >= 0, else signed; a
+    MaxPool output the format of its input. A Clip's bounds are quantized at the output scale and
     narrow the layer's ``lo``/``hi``. Fracs come from the calibration data's ranges (``calib``,
     a data array as ``golden.as_samples`` takes it); without it, ``RANDOM_SAMPLES`` seeded
     uniform [-1, 1] inputs are used and a note says so. Every bias fits its accumulator bound
@@ -45,13 +48,16 @@ class Quantize:
         numerics.check_bits("--wbits", self.wbits)
         numerics.check_bits("--abits", self.abits)
         for node in g.nodes():
-            if not isinstance(node.op, ir.Input | ir.Dense | ir.Conv | ir.MaxPool):
-                raise PassError(f"Quantize requires Input, Dense, Conv and MaxPool nodes; node "
-                                f"{node.name!r} is {node.op.kind}: run Canonicalize first")
+            if not isinstance(node.op, ir.Input | ir.Dense | ir.Conv | ir.MaxPool | ir.AddAct):
+                raise PassError(f"Quantize requires Input, Dense, Conv, MaxPool and AddAct "
+                                f"nodes; node {node.name!r} is {node.op.kind}: run Canonicalize "
+                                "first")
             if isinstance(node.op, ir.Conv):
                 check_conv(g, node)
             elif isinstance(node.op, ir.MaxPool):
                 check_window(g, node)
+            elif isinstance(node.op, ir.AddAct):
+                check_add(g, node)
         out = g.copy()
         formats = self._formats(g, self._calibration(g, out))
         for name, fmt in formats.items():
@@ -59,6 +65,8 @@ class Quantize:
         for node in g.nodes():
             if isinstance(node.op, ir.Dense | ir.Conv):
                 self._lower(g, out, node, formats)
+            elif isinstance(node.op, ir.AddAct):
+                self._lower_add(g, out, node, formats)
             elif isinstance(node.op, ir.MaxPool):
                 op = node.op
                 out.replace_node(ir.Node(node.name, ir.QMaxPool(
@@ -155,11 +163,33 @@ class Quantize:
             if not any(c == name for other in out.nodes() for _, name in other.consts):
                 out.consts.pop(c, None)
 
+    def _lower_add(self, g: ir.Graph, out: ir.Graph, node: ir.Node,
+                   formats: dict[str, ir.QFormat]) -> None:
+        """AddAct -> QAdd: both inputs aligned to the finer of their scales by power-of-two
+        weights (exact), then requantized per channel to the output's calibrated format."""
+        fa, fb = (formats[t].frac for t in node.inputs)
+        fout = formats[node.outputs[0]]
+        c = g.tensor(node.outputs[0]).shape[1]
+        try:
+            wa, wb, frac_acc = numerics.add_weights(fa, fb, self.wbits)
+            mult, shift = numerics.requant_params(np.full(c, frac_acc), fout.frac)
+        except OptionError as e:
+            raise OptionError(f"node {node.name!r} (AddAct): {e}") from e
+        qop = ir.QAdd(relu=node.op.act == "relu", wbits=self.wbits,
+                      acc_bits=numerics.acc_bits(self.wbits, self.abits, 2),
+                      lo=fout.lo, hi=fout.hi)
+        consts = tuple((role, out.add_const(f"{node.name}.{role}", np.asarray(v, np.int64)))
+                       for role, v in (("wa", [wa]), ("wb", [wb]), ("mult", mult),
+                                       ("shift", shift)))
+        out.replace_node(ir.Node(node.name, qop, node.inputs, node.outputs, consts))
+
 
 def unsigned_output(op: ir.Op) -> bool:
     """Whether a layer's output is never negative: ReLU, or a Clip with lower bound >= 0."""
     if isinstance(op, ir.Dense):
         return op.relu
+    if isinstance(op, ir.AddAct):
+        return op.act == "relu"
     if isinstance(op, ir.Conv):
         return op.act == "relu" or (op.act == "clip" and op.clip[0] >= 0.0)
     return False
@@ -183,6 +213,18 @@ def check_conv(g: ir.Graph, node: ir.Node) -> None:
                         f"input {list(xs)}, group {op.group} and kernel {list(op.kernel)} "
                         "(weight must be [Cout, Cin/group, kh, kw], Cout a multiple of group)")
     check_window(g, node, cout)
+
+
+def check_add(g: ir.Graph, node: ir.Node) -> None:
+    """An AddAct has two inputs and one output of one shape [N, C, ...] (rank >= 2: channels
+    are axis 1) and act "none" or "relu"; PassError naming the node."""
+    shapes = [g.tensor(t).shape for t in (*node.inputs, *node.outputs)]
+    if len(node.inputs) != 2 or len(node.outputs) != 1 or len(set(shapes)) != 1 \
+            or len(shapes[0]) < 2 or node.op.act not in ("none", "relu"):
+        raise PassError(f"node {node.name!r} (AddAct): inputs {node.inputs} -> outputs "
+                        f"{node.outputs} with shapes {[list(s) for s in shapes]}, act "
+                        f"{node.op.act!r}: needs two inputs and one output of one shape of rank "
+                        ">= 2 and act 'none' or 'relu'")
 
 
 def check_window(g: ir.Graph, node: ir.Node, cout: int | None = None) -> None:

@@ -73,7 +73,8 @@ def assign(w: np.ndarray, book: np.ndarray) -> np.ndarray:
 class Share:
     """Per layer, the integer weights are replaced by 2**bits shared values (``codebook``).
 
-    Requires: a quantized graph (Input, QDense, QConv and QMaxPool nodes; run Quantize first).
+    Requires: a quantized graph (Input, QDense, QConv, QMaxPool and QAdd nodes; run Quantize
+    first); QMaxPool and QAdd nodes (which have no weight matrix) pass through unchanged.
     Guarantees: a new graph (the input graph is untouched) where each QDense and QConv has
     ``share_bits = bits``, a const 'codebook' int64 [2**bits] named ``<node>.codebook``, and its
     'weight' holds only codebook values, each weight its nearest entry (a layer with at most
@@ -88,9 +89,9 @@ class Share:
     def __call__(self, g: ir.Graph) -> ir.Graph:
         check_bits(self.bits)
         for node in g.nodes():
-            if not isinstance(node.op, ir.Input | ir.QDense | ir.QConv | ir.QMaxPool):
-                raise PassError(f"Share requires Input, QDense, QConv and QMaxPool nodes; node "
-                                f"{node.name!r} is {node.op.kind}: run Quantize first")
+            if not isinstance(node.op, ir.Input | ir.QDense | ir.QConv | ir.QMaxPool | ir.QAdd):
+                raise PassError(f"Share requires Input, QDense, QConv, QMaxPool and QAdd nodes; "
+                                f"node {node.name!r} is {node.op.kind}: run Quantize first")
         out = g.copy()
         for node in g.nodes():
             if isinstance(node.op, ir.QDense | ir.QConv):

@@ -26,7 +26,7 @@ import make_fixtures  # noqa: E402
 
 RNG = np.random.default_rng(1)
 N = helper.make_node
-CANONICAL = (ir.Input, ir.Dense, ir.Conv, ir.MaxPool)
+CANONICAL = (ir.Input, ir.Dense, ir.Conv, ir.MaxPool, ir.AddAct)
 
 
 def _both(path: Path, samples: int = 3) -> tuple[ir.Graph, ir.Graph]:
@@ -202,8 +202,8 @@ def test_avgpool_count_exclude_pad_rejected(tmp_path: Path) -> None:
 def test_unfusable_activations_rejected(tmp_path: Path) -> None:
     nodes = [N("Relu", ["x"], ["r"], name="pre"), N("Conv", ["r", "W"], ["y"], name="conv")]
     _reject(_model(tmp_path, nodes, [_w("W", 2, 2, 1, 1)], [1, 2, 3, 3]),
-            r"node 'pre' \(Relu\): cannot be mapped to a Dense, Conv or MaxPool layer: a Relu "
-            "must directly follow")
+            r"node 'pre' \(Relu\): cannot be mapped to a Dense, Conv, MaxPool or residual Add "
+            "layer: a Relu must directly follow")
     nodes = [N("Gemm", ["x", "W"], ["h"], name="fc", transB=1),
              N("Clip", ["h", "lo", "hi"], ["y"], name="clip")]
     _reject(_model(tmp_path, nodes, [_w("W", 3, 4), _c("lo", 0.0), _c("hi", 6.0)], [1, 4]),

@@ -1,0 +1,50 @@
+"""End to end on the MLPerf Tiny reference networks (tests/cnn_models.py): compile, simulate in
+Icarus, demand bit-exact outputs and run cycles equal to the cycle model's (issue 4).
+
+The default run simulates the small DS-CNN and ResNet-8 at 4x4; `pytest -m "slow or not slow"`
+adds the full networks at 8x8 and 16x16. Calibration and golden inputs are random (uniform in
+[-1, 1], from a seed): no dataset is needed, and bit-exactness does not depend on the data.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from cnn_models import BUILDERS, SHAPES
+from models import save
+from test_e2e import compile_and_simulate
+
+from edgehls import pipeline
+
+CALIB = 16  # random calibration samples
+
+# (model, pe, samples); the first two run by default, the rest are slow
+CASES = [
+    ("ds_cnn_small", (4, 4), 2),
+    ("resnet8_small", (4, 4), 2),
+    ("ds_cnn", (8, 8), 1),
+    ("ds_cnn", (16, 16), 1),
+    ("resnet8", (8, 8), 1),
+    ("resnet8", (16, 16), 1),
+    ("fc_autoencoder", (8, 8), 2),
+    ("fc_autoencoder", (16, 16), 2),
+    ("mobilenet_v1_025", (16, 16), 1),
+]
+DEFAULT = {("ds_cnn_small", (4, 4)), ("resnet8_small", (4, 4))}
+
+
+def _params() -> list:
+    return [pytest.param(name, pe, n, id=f"{name}-{pe[0]}x{pe[1]}",
+                         marks=() if (name, pe) in DEFAULT else pytest.mark.slow)
+            for name, pe, n in CASES]
+
+
+@pytest.mark.parametrize(("name", "pe", "samples"), _params())
+def test_reference_network(tmp_path: Path, name: str, pe: tuple[int, int], samples: int
+                           ) -> None:
+    model = save(BUILDERS[name](0), tmp_path / "model.onnx")
+    calib = np.random.default_rng(3).uniform(-1, 1, (CALIB, *SHAPES[name][0][1:]))
+    opts = pipeline.Options(pe=pe, samples=samples, calib=calib.astype(np.float32))
+    compile_and_simulate(model, tmp_path / "design", f"{name}(0)", opts)
