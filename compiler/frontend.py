@@ -35,7 +35,7 @@ SUPPORTED = ("Add", "AveragePool", "BatchNormalization", "Clip", "Conv", "Dropou
 _PASS_THROUGH = ("Identity", "Dropout", "Flatten", "Reshape")
 _WINDOWED = ("Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool")
 _NOT_YET = {"Concat": "Concat is not supported yet"}
-MAX_KERNEL = 11  # largest Conv/pool kernel side the frontend accepts
+MAX_KERNEL = 11  # largest Conv kernel side the frontend accepts (a pool may span its map)
 
 
 def load(path: str | Path, input_shape: dict[str, tuple[int, ...]] | None = None) -> ir.Graph:
@@ -425,9 +425,11 @@ class _Builder:
         strides = tuple(int(v) for v in attrs.get("strides", [1] * sp))
         dils = tuple(int(v) for v in attrs.get("dilations", [1] * sp))
         pads = [int(v) for v in attrs.get("pads", [0] * 2 * sp)]
-        if len(kernel) != sp or max(kernel) > MAX_KERNEL:
+        # a pool may cover the whole map (DS-CNN's 25x5 average): only Conv kernels are bounded
+        limit = MAX_KERNEL if node.op_type == "Conv" else max(shape[2:])
+        if len(kernel) != sp or max(kernel) > limit:
             raise UnsupportedError(f"{where}: kernel {list(kernel)} is not supported: kernel "
-                                   f"sides up to {MAX_KERNEL} on a {sp}-D input")
+                                   f"sides up to {limit} on a {sp}-D input")
         auto = attrs.get("auto_pad", "NOTSET")
         if auto == "VALID":
             pads = [0] * 2 * sp
