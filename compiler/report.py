@@ -90,10 +90,24 @@ def build(g: ir.Graph, s: Schedule, p: HwParams, out: Path, source: str, opts: A
             "pe": [s.R, s.C], "wbits": opts.wbits, "abits": opts.abits,
             "layers": layers, "total": total, "accuracy": acc, "notes": list(g.notes),
             "estimate": estimate.report_entry(dataclasses.asdict(p)),
-            "memory": {"activation_bits": 2 * s.B * s.adepth * p.AW,
-                       "accumulator_bits": s.C * s.mdepth * p.ACC_W,
-                       "weight_rom_bits": s.wdepth * p.WROM_W,
-                       "post_rom_bits": s.C * s.pdepth * p.PW}}
+            "memory": memory(s, p)}
+
+
+def blocks(instances: int, depth: int, width: int, kbits: int) -> int:
+    """Block RAMs of ``kbits`` Kb for ``instances`` memories of depth x width (whole blocks
+    per instance; a block is at most 36 (or 72) bits wide)."""
+    per = max(-(-depth * width // (kbits * 1024)), -(-width // (2 * kbits)))
+    return instances * per
+
+
+def memory(s: Schedule, p: HwParams) -> dict[str, int]:
+    """On-chip memory in bits, and in 18 Kb / 36 Kb block RAMs (every memory as its own)."""
+    mems = {"activation": (s.B, s.adepth, p.AW), "accumulator": (s.C, s.mdepth, p.ACC_W),
+            "weight_rom": (1, s.wdepth, p.WROM_W), "post_rom": (s.C, s.pdepth, p.PW)}
+    out = {f"{k}_bits": n * d * w for k, (n, d, w) in mems.items()}
+    out["bram18"] = sum(blocks(n, d, w, 18) for n, d, w in mems.values())
+    out["bram36"] = sum(blocks(n, d, w, 36) for n, d, w in mems.values())
+    return out
 
 
 def markdown(rep: dict[str, Any]) -> str:

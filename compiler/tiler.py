@@ -22,8 +22,8 @@ from edgehls import ir, lowering
 def drain(r: int, c: int) -> int:
     """Run cycles from a tile's last step issue to its last activation write, plus one: read 2,
     array R + 2 (registered multiplier inputs and products), column skew C - 1, accumulate 1,
-    requantize 5, write 1."""
-    return r + c + 10
+    requantize 6, write 1."""
+    return r + c + 11
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@
 //
 // Timing: the column's partial sum and its control word arrive together in cycle u. The
 // accumulator is read in u and written in u+1; on a tile's `last` pass the sum goes to the
-// requantizer in u+1 and its write request leaves in u+6 (edgehls_postproc LAT = 5).
+// requantizer in u+1 and its write request leaves in u+7 (edgehls_postproc LAT = 6).
 module edgehls_column #(
     parameter integer J = 0,
     parameter integer B = 4,

@@ -10,10 +10,11 @@
 // + h[0], which equals (prod + 2**(shift-1)) >>> shift exactly (both are floor((h + 1) / 2)) and
 // needs no adder 2**SB bits wide: the sum stays within the ACC_W + MB + 1 product bits.
 //
-// Fixed latency LAT = 5: out_valid/out_data/out_tag during cycle t+5 belong to the inputs
+// Fixed latency LAT = 6: out_valid/out_data/out_tag during cycle t+6 belong to the inputs
 // presented during cycle t. No back-pressure: one result per cycle, every cycle.
 //   stage 1: s    = in_acc + bias             (mult, shift, lo, hi, tag, valid carried along)
-//   stage 2: prod = s * {1'b0, mult}          signed x unsigned, ACC_W + MB + 1 bits, exact
+//   stage 2: prod = s * {1'b0, mult}          signed x unsigned, ACC_W + MB + 1 bits, exact,
+//            in two steps: 18 x 18 partial products, then their sum
 //   stage 3: h    = prod >>> (shift - 1)      the barrel shifter alone (prod when shift = 0)
 //   stage 4: y    = (h >>> 1) + h[0]          round half up (y = prod when shift = 0)
 //   stage 5: out  = saturate(y, lo, hi)
@@ -50,7 +51,7 @@ module edgehls_postproc #(
     output reg  signed [OUT_W-1:0] out_data,
     output reg         [TW-1:0]    out_tag
 );
-    localparam LAT = 5;               // cycles from input to output (documentation for callers)
+    localparam LAT = 6;               // cycles from input to output (documentation for callers)
     localparam PW = ACC_W + MB + 1;   // exact product width
     localparam [SB-1:0] SH_ONE = 1;
 
@@ -70,19 +71,46 @@ module edgehls_postproc #(
         tag1   <= in_tag;
     end
 
-    // stage 2: multiply (signed x unsigned, as signed with a zero sign bit on mult)
+    // stage 2: multiply (signed x unsigned, as signed with a zero sign bit on mult), cut into
+    // partial products of at most 18 x 18 bits, each one DSP block with registered output;
+    // stage 2b adds them. (One wide multiply-and-add limited ECP5 to 86 MHz.)
+    localparam L = 17;                // low part: s1[L-1:0], unsigned
+    reg        [SB-1:0]    shift2a, shift2;
+    reg signed [OUT_W-1:0] lo2a, hi2a, lo2, hi2;
+    reg        [TW-1:0]    tag2a, tag2;
     reg signed [PW-1:0]    prod2;
-    reg        [SB-1:0]    shift2;
-    reg signed [OUT_W-1:0] lo2, hi2;
-    reg        [TW-1:0]    tag2;
     wire signed [MB:0]     mult1_s = {1'b0, mult1};
 
+    generate
+        if (ACC_W > L) begin : g_split
+            reg signed [L+MB+1:0]     p_lo;   // {0, s[L-1:0]} x mult
+            reg signed [ACC_W-L+MB:0] p_hi;   // s[ACC_W-1:L] x mult
+            wire signed [L:0]         s_lo = {1'b0, s1[L-1:0]};
+            wire signed [ACC_W-L-1:0] s_hi = s1[ACC_W-1:L];
+            always @(posedge clk) begin
+                p_lo <= s_lo * mult1_s;
+                p_hi <= s_hi * mult1_s;
+                prod2 <= ($signed({{(PW-(ACC_W-L+MB+1)){p_hi[ACC_W-L+MB]}}, p_hi}) <<< L)
+                         + $signed({{(PW-(L+MB+2)){p_lo[L+MB+1]}}, p_lo});
+            end
+        end else begin : g_one
+            reg signed [PW-1:0] p;
+            always @(posedge clk) begin
+                p <= s1 * mult1_s;
+                prod2 <= p;
+            end
+        end
+    endgenerate
+
     always @(posedge clk) begin
-        prod2  <= s1 * mult1_s;
-        shift2 <= shift1;
-        lo2    <= lo1;
-        hi2    <= hi1;
-        tag2   <= tag1;
+        shift2a <= shift1;
+        lo2a    <= lo1;
+        hi2a    <= hi1;
+        tag2a   <= tag1;
+        shift2  <= shift2a;
+        lo2     <= lo2a;
+        hi2     <= hi2a;
+        tag2    <= tag2a;
     end
 
     // stage 3: the variable shift (a barrel shifter) on its own

@@ -89,7 +89,7 @@ module edgehls_sequencer #(
     output reg  [BW-1:0]  st_wr_rot,
     output reg  [PAW-1:0] st_p_addr
 );
-    localparam integer DRAIN = R + C + 10;
+    localparam integer DRAIN = R + C + 11;
     localparam [31:0]  NT32 = NT;
     localparam [31:0]  R1_32 = R - 1;
     localparam [SAW:0] NT_I = NT32[SAW:0];

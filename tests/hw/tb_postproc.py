@@ -1,5 +1,5 @@
 """cocotb bench for edgehls_postproc: random vectors against edgehls.numerics.requantize, with the
-result checked exactly LAT = 5 cycles after its inputs, back to back and with gaps."""
+result checked exactly LAT = 6 cycles after its inputs, back to back and with gaps."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from cocotb.triggers import RisingEdge
 
 from edgehls.numerics import requantize
 
-LAT = 5
+LAT = 6
 N_VECTORS = 3000
 
 
