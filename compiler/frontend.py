@@ -9,7 +9,9 @@ GlobalAveragePool and ReduceMean over H, W become ``GlobalAvgPool``; GlobalMaxPo
 var 1, epsilon 0, bias 0); Add (or a two-input Sum) of two activations of the same static
 shape becomes ``AddAct`` (the residual Add: the graph is a DAG, a tensor may have several
 readers), of an activation and a constant an ``Add`` with const 'B'; a one-input Sum is an
-``Identity``. Window attributes are resolved: ``auto_pad`` into explicit pads
+``Identity``; a Transpose becomes ``Transpose`` with its ``perm`` resolved (default: reversed
+axes; on a 1-D model, a rank-3 perm mapped to the 4-D tensors) for canonicalization to remove.
+Window attributes are resolved: ``auto_pad`` into explicit pads
 (top, left, bottom, right), defaults filled in. A model whose Conv or pool reads a 3-D tensor
 [N, C, L] is taken as 1-D: every rank-3 tensor becomes [N, C, 1, L] (H = 1) and Conv weights
 [Cout, Cin/group, 1, k] (a note says so). Every problem with the file is a ``ModelError``;
@@ -31,7 +33,7 @@ from edgehls.errors import ModelError, OptionError, UnsupportedError
 
 SUPPORTED = ("Add", "AveragePool", "BatchNormalization", "Clip", "Conv", "Dropout", "Flatten",
              "Gemm", "GlobalAveragePool", "GlobalMaxPool", "Identity", "MatMul", "MaxPool", "Mul",
-             "Pad", "ReduceMean", "Relu", "Reshape", "Softmax", "Sum")
+             "Pad", "ReduceMean", "Relu", "Reshape", "Softmax", "Sum", "Transpose")
 _PASS_THROUGH = ("Identity", "Dropout", "Flatten", "Reshape")
 _WINDOWED = ("Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool")
 _NOT_YET = {"Concat": "Concat is not supported yet"}
@@ -209,7 +211,7 @@ class _Builder:
                                    + ", ".join(SUPPORTED))
         ins = [i for i in node.input if i]
         acts = [i for i in ins if i not in self.consts]
-        if op in _PASS_THROUGH and not acts:  # e.g. PyTorch's Identity on tied weights
+        if op in (*_PASS_THROUGH, "Transpose") and not acts:  # e.g. Identity on tied weights
             self.consts[node.output[0]] = _fold(op, attrs, [self.consts[i] for i in ins])
             return
         if not acts:
@@ -249,6 +251,8 @@ class _Builder:
         elif op == "Reshape":
             typed = ir.Reshape(_reshape(self._shape(ins[0]), self.consts[ins[1]],
                                         bool(attrs.get("allowzero", 0))))
+        elif op == "Transpose":
+            typed = ir.Transpose(self._perm(attrs, ins[0], where))
         elif op == "Flatten":
             rank = len(self.g.tensor(ins[0]).shape)
             typed = ir.Flatten(int(attrs.get("axis", 1)) % max(rank, 1))
@@ -393,6 +397,21 @@ class _Builder:
             return ir.Pad((0, begin[2], 0, end[2])), ()
         return ir.Pad((begin[2], begin[3], end[2], end[3])), ()
 
+    def _perm(self, attrs: dict, x: str, where: str) -> tuple[int, ...]:
+        """A Transpose's perm on the IR tensors: a 1-D model's rank-3 tensors are [N, C, 1, L],
+        so ONNX axes 0, 1, 2 are IR axes 0, 1, 3 and axis 2 (H = 1) stays in place."""
+        rank = len(self._shape(x))
+        perm = [int(p) for p in attrs.get("perm", range(rank - 1, -1, -1))]
+        if sorted(perm) != list(range(rank)):
+            raise ModelError(f"{where}: perm {perm} is not a permutation of the {rank} axes")
+        if self.one_d and rank == 3:
+            axis = (0, 1, 3)
+            full = [0, 0, 2, 0]
+            for i, p in enumerate(perm):
+                full[axis[i]] = axis[p]
+            perm = full
+        return tuple(perm)
+
     # -- helpers of the convolutional ops -------------------------------------------------------
     def _used(self, tensor: str) -> bool:
         return tensor in {o.name for o in self.graph.output} or any(
@@ -523,6 +542,8 @@ def _fold(op: str, attrs: dict, values: list[np.ndarray]) -> np.ndarray:
     if op == "Flatten":
         axis = int(attrs.get("axis", 1)) % max(x.ndim, 1)
         return x.reshape(int(np.prod(x.shape[:axis])), -1)
+    if op == "Transpose":
+        return np.transpose(x, attrs.get("perm"))
     return x
 
 

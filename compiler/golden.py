@@ -10,7 +10,10 @@ Batch convention. The graph input's static shape is *one inference*: its leading
 part of the model (a Dense reads it as M rows). A *data array* (calibration, evaluation, golden
 vectors) holds S such inferences, either as ``[S, *input_shape]`` or, when the input's batch
 dim is 1, as ``[S, *input_shape[1:]]`` (one sample a row). ``as_samples`` normalises both to
-``[S, *input_shape]``.
+``[S, *input_shape]``. Data from the user is in the ONNX model's input layout: when
+canonicalization absorbed a Transpose of the input (``ir.Input.perm``, e.g. a tf2onnx NHWC
+model's input [N, H, W, C] became the NCHW tensor [N, C, H, W]), ``model_samples`` converts
+it to the IR's input shape; every other function takes data in the IR's input shape.
 
 - ``run_float(g, x)`` / ``run_int(g, x_q)``: one inference; ``x.size`` must equal the input's
   size (x is reshaped to the input shape); the result has the output tensor's shape.
@@ -73,6 +76,11 @@ def _softmax(g: ir.Graph, n: ir.Node, xs: list[np.ndarray]) -> np.ndarray:
     axis = n.op.axis if n.op.axis < 0 else n.op.axis + 1
     e = np.exp(x - x.max(axis=axis, keepdims=True))
     return e / e.sum(axis=axis, keepdims=True)
+
+
+def _transpose(g: ir.Graph, n: ir.Node, xs: list[np.ndarray]) -> np.ndarray:
+    x = xs[0].reshape(xs[0].shape[0], *g.tensor(n.inputs[0]).shape)
+    return x.transpose(0, *(p + 1 for p in n.op.perm))
 
 
 def _same(g: ir.Graph, n: ir.Node, xs: list[np.ndarray]) -> np.ndarray:
@@ -148,7 +156,15 @@ def _avgpool(g: ir.Graph, n: ir.Node, xs: list[np.ndarray]) -> np.ndarray:
 
 def _pad(g: ir.Graph, n: ir.Node, xs: list[np.ndarray]) -> np.ndarray:
     pt, pl, pb, pr = n.op.pads
-    return np.pad(_nchw(g, n, xs[0]), ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+    x = _nchw(g, n, xs[0])
+    if x.ndim == 3:  # [N, C, L] (a 1-D Pad the frontend left 3-D): pads (0, l, 0, r) as H = 1
+        x = x[:, :, None, :]
+    return np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+
+
+def _global_avgpool(g: ir.Graph, n: ir.Node, xs: list[np.ndarray]) -> np.ndarray:
+    x = _nchw(g, n, xs[0])  # [N, C, H, W], or [N, C, L] (a 1-D mean the frontend left 3-D)
+    return x.mean(axis=tuple(range(2, x.ndim)))
 
 
 def _addact(g: ir.Graph, n: ir.Node, xs: list[np.ndarray]) -> np.ndarray:
@@ -164,13 +180,14 @@ FLOAT_STEPS: dict[type[ir.Op], Step] = {
     ir.Relu: lambda g, n, xs: np.maximum(xs[0], 0.0),
     ir.Flatten: _same,
     ir.Reshape: _same,
+    ir.Transpose: _transpose,
     ir.Identity: _same,
     ir.Softmax: _softmax,
     ir.Conv: _conv,
     ir.BatchNorm: _batchnorm,
     ir.MaxPool: _maxpool,
     ir.AvgPool: _avgpool,
-    ir.GlobalAvgPool: lambda g, n, xs: _nchw(g, n, xs[0]).mean(axis=(2, 3)),
+    ir.GlobalAvgPool: _global_avgpool,
     ir.Clip: lambda g, n, xs: np.clip(xs[0], n.op.lo, n.op.hi),
     ir.Pad: _pad,
     ir.AddAct: _addact,
@@ -229,9 +246,33 @@ def _input(g: ir.Graph) -> ir.Tensor:
 
 def as_samples(g: ir.Graph, data: np.ndarray) -> np.ndarray:
     """Data array [S, *input_shape] or [S, *input_shape[1:]] (batch dim 1) -> [S, *input_shape]."""
-    data = np.asarray(data)
     t = _input(g)
-    shape = tuple(t.shape)
+    return _samples(np.asarray(data), repr(t.name), tuple(t.shape))
+
+
+def model_samples(g: ir.Graph, data: np.ndarray) -> np.ndarray:
+    """Data array in the ONNX model's input layout -> [S, *input_shape] (the IR's layout).
+
+    Without an absorbed input Transpose this is ``as_samples``. With one (``Input.perm``), each
+    sample [*onnx_shape] (or [*onnx_shape[1:]] for batch 1) is transposed by ``perm``; a sample
+    of the same elements in the same order with other unit axes (a 1-D model's [L, C] for
+    [1, L, 1, C]) is accepted too."""
+    t = _input(g)
+    source = g.producer(t.name)
+    perm = source.op.perm if source is not None and isinstance(source.op, ir.Input) else ()
+    if not perm:
+        return as_samples(g, data)
+    data = np.asarray(data)
+    shape = tuple(t.shape[i] for i in np.argsort(perm))  # IR shape[i] = onnx shape[perm[i]]
+    squeezed = [d for d in shape if d != 1]
+    if data.ndim >= 1 and [d for d in data.shape[1:] if d != 1] == squeezed \
+            and data.shape[1:] not in (shape, shape[1:]):
+        data = data.reshape(data.shape[0], *shape)
+    out = _samples(data, f"{t.name!r} in the ONNX model's layout", shape)
+    return out.transpose(0, *(p + 1 for p in perm))
+
+
+def _samples(data: np.ndarray, name: str, shape: tuple[int, ...]) -> np.ndarray:
     if data.ndim >= 1 and data.shape[1:] == shape:
         out = data
     elif shape and shape[0] == 1 and data.ndim >= 1 and data.shape[1:] == shape[1:]:
@@ -240,9 +281,9 @@ def as_samples(g: ir.Graph, data: np.ndarray) -> np.ndarray:
         forms = [shape, shape[1:]] if shape and shape[0] == 1 else [shape]
         ok = [f"[{', '.join(['S', *map(str, f)])}]" for f in forms]
         raise DataError(f"data of shape {list(data.shape)} does not match model input "
-                        f"{t.name!r} {list(shape)}: expected {' or '.join(ok)} for S samples")
+                        f"{name} {list(shape)}: expected {' or '.join(ok)} for S samples")
     if out.shape[0] == 0:
-        raise DataError(f"data for model input {t.name!r} {list(shape)} holds no samples")
+        raise DataError(f"data for model input {name} {list(shape)} holds no samples")
     return out
 
 

@@ -80,9 +80,17 @@ class Op:
 
 @dataclass(frozen=True)
 class Input(Op):
-    """A graph input; produces one tensor and has no inputs."""
+    """A graph input; produces one tensor and has no inputs.
+
+    ``perm`` is empty, or the permutation of a Transpose the ONNX model applied to this input
+    and canonicalization absorbed: the tensor is then ``onnx_input.transpose(perm)``, and data
+    in the ONNX model's layout is converted with ``golden.model_samples``."""
 
     kind: ClassVar[str] = "Input"
+    perm: tuple[int, ...] = ()
+
+    def describe(self) -> str:
+        return f"Input(perm={self.perm})" if self.perm else "Input()"
 
 
 @dataclass(frozen=True)
@@ -127,6 +135,14 @@ class Reshape(Op):
 
     kind: ClassVar[str] = "Reshape"
     shape: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Transpose(Op):
+    """ONNX Transpose: output axis i is input axis ``perm[i]``. Canonicalization removes it."""
+
+    kind: ClassVar[str] = "Transpose"
+    perm: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -296,9 +312,9 @@ class QAdd(Op):
 
 
 OPS: dict[str, type[Op]] = {
-    c.kind: c for c in (Input, Gemm, MatMul, Add, Relu, Flatten, Reshape, Identity, Softmax,
-                        Dense, QDense, Conv, BatchNorm, MaxPool, AvgPool, GlobalAvgPool, Clip,
-                        Pad, QConv, QMaxPool, AddAct, QAdd)
+    c.kind: c for c in (Input, Gemm, MatMul, Add, Relu, Flatten, Reshape, Transpose, Identity,
+                        Softmax, Dense, QDense, Conv, BatchNorm, MaxPool, AvgPool, GlobalAvgPool,
+                        Clip, Pad, QConv, QMaxPool, AddAct, QAdd)
 }
 
 

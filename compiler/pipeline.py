@@ -205,7 +205,7 @@ def prepare_output(out: Path, force: bool) -> None:
 def golden_samples(g: ir.Graph, opts: Options) -> np.ndarray:
     shape = g.tensor(g.inputs[0]).shape
     if opts.calib is not None:
-        data = golden.as_samples(g, opts.calib)[: opts.samples]
+        data = golden.model_samples(g, opts.calib)[: opts.samples]
         if len(data) >= opts.samples:
             return data.astype(np.float32)
     rng = np.random.default_rng(opts.seed)

@@ -26,18 +26,29 @@ def accuracy(g_float: ir.Graph, g_q: ir.Graph, x: np.ndarray | None, y: np.ndarr
         return None
     xs = golden.as_samples(g_float, x)
     f = golden.run_float_samples(g_float, xs).reshape(len(xs), -1)
-    q = golden.run_int_samples(g_q, golden.quantize_input(g_q, xs)).reshape(len(xs), -1)
+    xq = golden.quantize_input(g_q, golden.model_samples(g_q, xs))
+    q = golden.run_int_samples(g_q, xq).reshape(len(xs), -1)
     labels = np.asarray(y).reshape(-1)
     pf, pq = f.argmax(axis=1), q.argmax(axis=1)
     return {"samples": int(len(xs)), "float": float((pf == labels).mean()),
             "quantized": float((pq == labels).mean()), "agreement": float((pf == pq).mean())}
 
 
-def io_entry(t: ir.Tensor, logits: bool = False) -> dict[str, Any]:
+def stream_order(g: ir.Graph, t: ir.Tensor) -> str:
+    """How a graph input or output streams: a 4-D map NHWC (channels fastest), as the
+    convolution layers lay it out; a tensor a Dense layer reads or writes, row-major (the Dense
+    sees it as its [M, K] rows whatever its ONNX shape)."""
+    if len(t.shape) != 4:
+        return "row-major"
+    users = [g.node(n) for n in g.consumers(t.name)] + [g.producer(t.name)]
+    dense = [n for n in users if n is not None and isinstance(n.op, ir.QDense)]
+    return "row-major" if dense else "NHWC"
+
+
+def io_entry(g: ir.Graph, t: ir.Tensor, logits: bool = False) -> dict[str, Any]:
     entry = {"name": t.name, "shape": list(t.shape), "dtype": t.q.dtype, "bits": t.q.bits,
              "signed": t.q.signed, "frac": t.q.frac, "scale": t.q.scale, "zero_point": 0,
-             "tdata_bits": 8 * -(-t.q.bits // 8),
-             "stream_order": "NHWC" if len(t.shape) == 4 else "row-major"}
+             "tdata_bits": 8 * -(-t.q.bits // 8), "stream_order": stream_order(g, t)}
     if logits:
         entry["logits"] = True
     return entry
@@ -149,8 +160,8 @@ def manifest(g: ir.Graph, s: Schedule, p: HwParams, source: str, opts: Any,
     return {
         "generator": f"edgehls {edgehls.__version__}", "source": source, "top": "edgehls_top",
         "pe": [s.R, s.C],
-        "inputs": [io_entry(g.tensor(t)) for t in g.inputs],
-        "outputs": [io_entry(g.tensor(t), logits) for t in g.outputs],
+        "inputs": [io_entry(g, g.tensor(t)) for t in g.inputs],
+        "outputs": [io_entry(g, g.tensor(t), logits) for t in g.outputs],
         "numerics": {"scale": "pow2", "wbits": opts.wbits, "abits": opts.abits,
                      "per_channel": True, "rounding": "half-up", "acc_bits": p.ACC_W,
                      "mult_bits": numerics.MULT_BITS, "shift_bits": numerics.SHIFT_BITS},

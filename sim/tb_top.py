@@ -25,10 +25,10 @@ from cocotb.utils import get_sim_time
 PERIOD_NS = 10
 
 
-def stream(a: np.ndarray) -> list[int]:
-    """A sample's tensor in stream order: NCHW tensors go NHWC (channels fastest)."""
+def stream(a: np.ndarray, order: str) -> list[int]:
+    """A sample's tensor in stream order: "NHWC" (channels fastest) or "row-major"."""
     a = np.asarray(a)
-    if a.ndim == 4:
+    if a.ndim == 4 and order == "NHWC":
         a = a.transpose(0, 2, 3, 1)
     return [int(v) for v in a.reshape(-1)]
 
@@ -108,8 +108,8 @@ class TB:
 
     async def infer(self, s: int) -> dict:
         d = self.dut
-        x = stream(self.x_q[s])
-        expected = stream(self.y_q[s])
+        x = stream(self.x_q[s], self.inp.get("stream_order", "NHWC"))
+        expected = stream(self.y_q[s], self.out.get("stream_order", "NHWC"))
         t0 = get_sim_time(unit="ns")
         d.start.value = 1
         await RisingEdge(d.clk)

@@ -252,3 +252,23 @@ def test_compile_is_deterministic(tmp_path: Path, model: str) -> None:
     assert "manifest.json" in a and any(f.startswith("rtl/") for f in a)
     differ = [f for f in a if a[f] != b[f]]
     assert not differ, f"compiling {src.name} twice gave different {differ}"
+
+
+def test_4d_input_read_by_a_dense_streams_row_major(tmp_path: Path) -> None:
+    """A [1, C, H, W] graph input flattened into a Gemm (C > 1, H*W > 1): the Dense reads its
+    rows in ONNX (row-major) order, so the manifest says so and the bench streams it that way."""
+    rng = np.random.default_rng(0)
+    nodes = [onnx.helper.make_node("Flatten", ["x"], ["f"]),
+             onnx.helper.make_node("Gemm", ["f", "w"], ["y"])]
+    graph = onnx.helper.make_graph(
+        nodes, "in4d", [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT,
+                                                           [1, 2, 3, 3])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 4])],
+        [onnx.numpy_helper.from_array(rng.standard_normal((18, 4)).astype(np.float32), "w")])
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = save(model, tmp_path / "in4d.onnx")
+    compile_and_simulate(path, tmp_path / "design", "Flatten+Gemm on [1, 2, 3, 3]",
+                         pipeline.Options(pe=(4, 4), samples=2))
+    manifest = json.loads((tmp_path / "design" / "manifest.json").read_text())
+    assert manifest["inputs"][0]["stream_order"] == "row-major"

@@ -103,7 +103,7 @@ def test_unsupported_op(tmp_path: Path) -> None:
         "node 'lrn1' (LRN): op not supported; supported ops: "
         "Add, AveragePool, BatchNormalization, Clip, Conv, Dropout, Flatten, Gemm, "
         "GlobalAveragePool, GlobalMaxPool, Identity, MatMul, MaxPool, Mul, Pad, ReduceMean, Relu, "
-        "Reshape, Softmax, Sum")
+        "Reshape, Softmax, Sum, Transpose")
 
 
 def test_unnamed_unsupported_op_gets_index_name(tmp_path: Path) -> None:

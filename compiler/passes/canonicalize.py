@@ -24,7 +24,12 @@ _WHY = {
            "is non-negative, e.g. after a ReLU)",
     "BatchNorm": "only a BatchNormalization of a [N, C] or [N, C, H, W] tensor is supported",
     "Softmax": "only a final Softmax (producing the graph output) is supported",
+    "Transpose": "supported are: a Transpose pair that cancels, a Transpose of the graph input "
+                 "into an NCHW map whose NHWC order is the input's (a tf2onnx NHWC input), a "
+                 "Transpose of an NCHW map to NHWC before a Flatten/Reshape into a Gemm/MatMul "
+                 "or producing the graph output, and one that moves only size-1 axes",
 }
+_TO_NHWC = (0, 2, 3, 1)  # the hardware's stream order of an [N, C, H, W] tensor
 _SPATIAL = (ir.Conv, ir.MaxPool, ir.AvgPool, ir.GlobalAvgPool, ir.Pad, ir.BatchNorm)
 _LAYERS = (ir.Conv, ir.Dense, ir.AddAct)  # the ops a Relu can fuse into
 _CANONICAL = (ir.Input, ir.Dense, ir.Conv, ir.MaxPool, ir.AddAct)
@@ -44,7 +49,13 @@ class Canonicalize:
     Identity/Dropout, Flatten and Reshape are bypassed (a Flatten of a computed [N, C, H, W]
     map with C > 1 and H * W > 1 into a Gemm/MatMul makes that layer a Conv with kernel (H, W),
     so the NCHW flatten order lives in the weights; the graph input stays row-major); a final
-    Softmax is dropped with a note; Gemm/MatMul become Dense; a constant Add folds into the
+    Softmax is dropped with a note; Transposes are removed: consecutive ones are composed (a
+    pair that cancels disappears), one that moves only size-1 axes is a Reshape, one of the
+    graph input whose result streamed NHWC is the input's row-major data is absorbed (the
+    input becomes that NCHW tensor, ``Input.perm`` records the perm, a note says so), one
+    before a Flatten/Reshape into a Gemm/MatMul is folded into the weight rows, and one to
+    NHWC producing the graph output is dropped (the output stream is already NHWC; a note
+    says so); Gemm/MatMul become Dense; a constant Add folds into the
     bias; BatchNorm (and Mul by a per-channel constant) folds into the Conv/Dense before it when
     that is its only reader, else becomes a depthwise 1x1 Conv (a diagonal Dense on [N, C]);
     AveragePool and GlobalAveragePool become depthwise Convs; Relu/Clip fuse into the Conv
@@ -62,6 +73,7 @@ class Canonicalize:
         _remove_dead(g)
         for node in _each(g, ir.Identity):
             _bypass(g, node)
+        _transposes(g)
         for node in _each(g, ir.Conv):  # each Conv owns its weight and a bias from here on
             bias = g.const(node, "bias") if node.const_name("bias") else np.zeros(
                 g.const(node, "weight").shape[0])
@@ -82,7 +94,12 @@ class Canonicalize:
             _fuse_act(g, node)
         for node in _each(g, ir.Pad):
             _fold_pad(g, node)
+        _remove_dead(g)  # e.g. a Transpose folded into a Gemm's weights
         for node in g.nodes():
+            if isinstance(node.op, ir.Transpose):
+                raise UnsupportedError(
+                    f"node {node.name!r} (Transpose): perm {list(node.op.perm)} of "
+                    f"{list(g.tensor(node.inputs[0]).shape)} is not supported: {_WHY['Transpose']}")
             if not isinstance(node.op, _CANONICAL):
                 raise UnsupportedError(f"node {node.name!r} ({node.op.kind}): cannot be mapped "
                                        "to a Dense, Conv, MaxPool or residual Add layer: "
@@ -121,7 +138,8 @@ def _bypass(g: ir.Graph, node: ir.Node) -> None:
     src, dst = node.inputs[0], node.outputs[0]
     before, after = g.tensor(src).shape, g.tensor(dst).shape
     readers = [g.node(c) for c in g.consumers(dst)]
-    if _squeezed(before) != _squeezed(after) and any(isinstance(r.op, _SPATIAL) for r in readers):
+    # a spatial op reads its input's shape as [N, C, H, W]: [1, 8, 8, 1] is not [1, 1, 8, 8]
+    if before != after and any(isinstance(r.op, _SPATIAL) for r in readers):
         raise UnsupportedError(f"node {node.name!r} ({node.op.kind}): reshaping {list(before)} "
                                f"to {list(after)} before a convolution or pool is not supported")
     if before != after and any(isinstance(r.op, ir.AddAct) for r in readers):
@@ -133,8 +151,64 @@ def _bypass(g: ir.Graph, node: ir.Node) -> None:
     g.remove_node(node.name, forward=True)
 
 
-def _squeezed(shape: tuple[int, ...]) -> tuple[int, ...]:
-    return tuple(d for d in shape if d != 1)
+def _order(perm: tuple[int, ...], shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The non-unit axes of ``shape`` in the order ``perm`` puts them: two perms of equal order
+    leave the same row-major data."""
+    return tuple(p for p in perm if shape[p] != 1)
+
+
+def _transposes(g: ir.Graph) -> None:
+    """Compose consecutive Transposes, make data-preserving ones Reshapes, absorb the graph
+    input's and drop the graph output's (see ``Canonicalize``); the rest stay for _to_dense."""
+    for node in _each(g, ir.Transpose):
+        p = g.producer(node.inputs[0])
+        if p is not None and isinstance(p.op, ir.Transpose):  # out[i] = in[p.perm[node.perm[i]]]
+            perm = tuple(p.op.perm[i] for i in node.op.perm)
+            g.replace_node(ir.Node(node.name, ir.Transpose(perm), p.inputs, node.outputs))
+    _remove_dead(g)
+    x = g.inputs[0] if len(g.inputs) == 1 else None
+    readers = [g.node(c) for c in g.consumers(x)] if x else []
+    perms = {r.op.perm for r in readers if isinstance(r.op, ir.Transpose)}
+    if len(perms) == 1 and all(isinstance(r.op, ir.Transpose) for r in readers):
+        _absorb_input(g, x, readers)
+    for node in _each(g, ir.Transpose):
+        shape = g.tensor(node.inputs[0]).shape
+        out = node.outputs[0]
+        if _order(node.op.perm, shape) == _order(tuple(range(len(shape))), shape):
+            g.replace_node(dataclasses.replace(node, op=ir.Reshape(g.tensor(out).shape)))
+        elif (out in g.outputs and not g.consumers(out) and len(shape) == 4
+              and _order(node.op.perm, shape) == _order(_TO_NHWC, shape)):
+            g.notes.append(f"output {out!r}: Transpose {node.name!r} (perm "
+                           f"{list(node.op.perm)}) removed: the output is the NCHW tensor "
+                           f"{node.inputs[0]!r} {list(shape)}, streamed NHWC, which is the "
+                           f"ONNX output {list(g.tensor(out).shape)} in its own order")
+            g.remove_node(node.name, forward=True)
+
+
+def _absorb_input(g: ir.Graph, x: str, readers: list[ir.Node]) -> None:
+    """The graph input read only by Transposes of one perm becomes their output, when that
+    output streamed NHWC is the input's row-major data (an NHWC input made NCHW)."""
+    perm, shape = readers[0].op.perm, g.tensor(x).shape
+    after = g.tensor(readers[0].outputs[0]).shape
+    if len(shape) != 4 or _order(tuple(perm[i] for i in _TO_NHWC), shape) != _order(
+            tuple(range(4)), shape):
+        return
+    source = g.producer(x)
+    g.replace_node(dataclasses.replace(source, op=ir.Input(perm=tuple(perm))))
+    g.set_tensor(x, shape=after)
+    for r in readers:
+        for c in g.consumers(r.outputs[0]):
+            cn = g.node(c)
+            g.replace_node(dataclasses.replace(
+                cn, inputs=tuple(x if i == r.outputs[0] else i for i in cn.inputs)))
+        g.outputs = [x if o == r.outputs[0] else o for o in g.outputs]
+        g.remove_node(r.name)
+        g.tensors.pop(r.outputs[0], None)
+    g.notes.append(f"input {x!r}: the model's Transpose {readers[0].name!r} (perm {list(perm)}) "
+                   f"was absorbed: edgehls's input is the NCHW tensor {list(after)} (data "
+                   f"arrays, golden/inputs.npy, hold it; golden.model_samples converts data "
+                   f"of the ONNX input {list(shape)}); the hardware streams it NHWC, which is "
+                   "the ONNX input's own order: stream the same bytes")
 
 
 def _new_const(g: ir.Graph, name: str, value: np.ndarray) -> str:
@@ -146,10 +220,11 @@ def _new_const(g: ir.Graph, name: str, value: np.ndarray) -> str:
 
 
 def _dense(g: ir.Graph, node: ir.Node, weight: np.ndarray, bias: np.ndarray,
-           relu: bool = False) -> None:
+           relu: bool = False, inputs: tuple[str, ...] | None = None) -> None:
     consts = (("weight", _new_const(g, f"{node.name}.weight", weight)),
               ("bias", _new_const(g, f"{node.name}.bias", bias)))
-    g.replace_node(ir.Node(node.name, ir.Dense(relu), node.inputs, node.outputs, consts))
+    g.replace_node(ir.Node(node.name, ir.Dense(relu), inputs or node.inputs, node.outputs,
+                           consts))
 
 
 def _conv(g: ir.Graph, node: ir.Node, op: ir.Conv, weight: np.ndarray, bias: np.ndarray,
@@ -185,6 +260,21 @@ def _source(g: ir.Graph, tensor: str) -> str:
     return tensor
 
 
+def _flat_source(g: ir.Graph, tensor: str) -> tuple[str, np.ndarray | None]:
+    """``_source``, also through a Transpose of a 4-D map (batch axis kept) before the chain:
+    then (map, order), order[k] the map's row-major index (in one sample) of feature k."""
+    src = _source(g, tensor)
+    p = g.producer(src)
+    if p is None or not isinstance(p.op, ir.Transpose):
+        return src, None
+    x, perm = p.inputs[0], p.op.perm
+    shape = g.tensor(x).shape
+    if len(shape) != 4 or perm[0] != 0:
+        return src, None  # rejected by the final check
+    order = np.arange(int(np.prod(shape[1:]))).reshape(shape[1:])
+    return x, order.transpose([i - 1 for i in perm[1:]]).reshape(-1)
+
+
 def _to_dense(g: ir.Graph, node: ir.Node) -> None:
     b = g.const(node, "B").astype(np.float64)
     op = node.op
@@ -205,12 +295,19 @@ def _to_dense(g: ir.Graph, node: ir.Node) -> None:
                 raise UnsupportedError(f"node {node.name!r} (Gemm): C varies along M; only a "
                                        "bias broadcastable to [N] is supported")
             bias = op.beta * c[0]
-    src = _source(g, node.inputs[0])
+    src, order = _flat_source(g, node.inputs[0])
     shape = g.tensor(src).shape
+    if order is not None:  # flattened after a Transpose: weight row k reads src[order[k]]
+        if weight.shape[0] != order.size or g.tensor(node.inputs[0]).size != g.tensor(src).size:
+            raise UnsupportedError(
+                f"node {node.name!r} ({op.kind}): reads the transposed map {src!r} "
+                f"{list(shape)} as rows of {weight.shape[0]}; only a Flatten of whole maps "
+                f"(to [N, {order.size}]) before a Gemm/MatMul is supported")
+        weight = weight[np.argsort(order)]
     if src in g.inputs or len(shape) != 4 or shape[1] == 1 or shape[2] * shape[3] == 1:
         # the graph input streams in row-major (ONNX) order, as for MLPs; with C = 1 or
         # H = W = 1 the NCHW and NHWC orders agree
-        _dense(g, node, weight, bias)
+        _dense(g, node, weight, bias, inputs=(src,) if order is not None else None)
         return
     n, c, h, w = shape
     if weight.shape[0] != c * h * w or g.tensor(node.inputs[0]).size != n * c * h * w:

@@ -77,7 +77,7 @@ class Quantize:
 
     def _calibration(self, g: ir.Graph, out: ir.Graph) -> np.ndarray:
         if self.calib is not None:
-            data = golden.as_samples(g, self.calib)
+            data = golden.model_samples(g, self.calib)
             if not np.isfinite(np.asarray(data, dtype=np.float64)).all():
                 raise DataError("calibration data contains NaN or infinity")
             return data
