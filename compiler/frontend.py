@@ -127,6 +127,8 @@ class _Builder:
 
     def __init__(self, model: onnx.ModelProto) -> None:
         self.graph = model.graph
+        self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
+                          0)
         self.consts = {i.name: numpy_helper.to_array(i) for i in self.graph.initializer}
         self.shapes: dict[str, onnx.TypeProto] = {
             v.name: v.type for v in [*self.graph.input, *self.graph.value_info,
@@ -258,7 +260,15 @@ class _Builder:
             typed = ir.Flatten(int(attrs.get("axis", 1)) % max(rank, 1))
         elif op == "Softmax":
             self._check_final(node, where)
-            axis = int(attrs.get("axis", -1))
+            rank = len(self._shape(ins[0]))
+            axis = int(attrs.get("axis", -1 if self.opset >= 13 else 1))
+            if self.opset < 13 and axis % rank != rank - 1:
+                # before opset 13 Softmax flattens the input to 2-D at axis: only when axis is
+                # the last one is that a softmax over one axis, the IR's
+                raise UnsupportedError(
+                    f"{where}: opset-{self.opset} Softmax over axes {axis % rank}.. of a "
+                    f"rank-{rank} tensor is not supported; export with opset 13 or later, or "
+                    "apply the softmax over the last axis")
             typed = ir.Softmax(3 if self.one_d and len(self._shape(ins[0])) == 3 and axis == 2
                                else axis)
         elif op == "Dropout":
@@ -337,7 +347,7 @@ class _Builder:
             axes = []
         elif not axes:
             axes = list(range(rank))
-        if rank < 3 or axes != list(range(2, rank)):
+        if rank < (3 if self.one_d else 4) or axes != list(range(2, rank)):
             raise UnsupportedError(f"{where}: only a mean over the spatial axes (2, 3 of "
                                    f"[N, C, H, W]) is supported, got axes {axes} of a rank-{rank}"
                                    " tensor")
@@ -345,6 +355,9 @@ class _Builder:
 
     def _batchnormalization(self, node: onnx.NodeProto, attrs: dict, ins: list[str], where: str
                             ) -> tuple[ir.Op, tuple[tuple[str, str], ...]]:
+        if not int(attrs.get("spatial", 1)):
+            raise UnsupportedError(f"{where}: spatial=0 (per-element statistics, opset < 9) is "
+                                   "not supported; export with opset 9 or later")
         if int(attrs.get("training_mode", 0)) or any(o and self._used(o) for o in node.output[1:]):
             raise UnsupportedError(f"{where}: training mode (or its running statistics outputs) "
                                    "is not supported; export the model in eval mode")

@@ -36,16 +36,7 @@ RTOL, ATOL = 1e-4, 1e-5
 
 #: node tests that fail through a bug in a file this suite does not own (frontend.py,
 #: canonicalize.py): expected to fail (pytest xfail, strict) until it is fixed
-KNOWN_BUGS = {
-    "softmax_4d_default_axis_opset11": "frontend: Softmax before opset 13 coerces the input to "
-    "2-D at axis (default 1); the frontend takes opset-13 semantics (one axis, default -1)",
-    "softmax_3d_axis1_opset11": "frontend: Softmax before opset 13 coerces the input to 2-D at "
-    "axis; the frontend applies it along axis 1 only",
-    "batchnorm_spatial0_opset7": "frontend: BatchNormalization spatial=0 (opset < 9, statistics "
-    "of shape [C, H, W]) is accepted, and golden then fails on its [C*H*W] constants",
-    "reduce_mean_1d": "frontend/canonicalize: ReduceMean over L of [N, C, L] does not make the "
-    "model 1-D (only Conv and pools do), so Canonicalize's AvgPool->Conv unpacks a 3-D shape",
-}
+KNOWN_BUGS: dict[str, str] = {}  # node test -> reason it computes a wrong result (none now)
 
 
 @dataclass(frozen=True)
