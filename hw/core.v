@@ -120,6 +120,12 @@ module edgehls_core #(
     wire [AW-1:0]     in_elem = {{(AW - IN_BITS){in_data[IN_BITS-1]}}, in_data[IN_BITS-1:0]};
     reg  [31:0]       in_k, in_count;
     reg  [BW-1:0]     in_bank;
+    // the input write is registered (one stage between the stream handshake and the RAM write
+    // enables: on ECP5 that handshake-to-RAM path limited Fmax)
+    reg               iw_en;
+    reg  [BW-1:0]     iw_bank;
+    reg  [AAW-1:0]    iw_word;
+    reg  [AW-1:0]     iw_elem;
     reg  [AAW-1:0]    in_word, in_rowbase;
 
     edgehls_skid_buffer #(.W(IN_TW)) u_in_skid (
@@ -188,9 +194,9 @@ module edgehls_core #(
                 integer j;
                 always @* begin
                     we = 1'b0;
-                    wa = in_word;
-                    wd = in_elem;
-                    if (in_fire && in_bank == GB32[BW-1:0]) we = 1'b1;
+                    wa = iw_word;
+                    wd = iw_elem;
+                    if (iw_en && iw_bank == GB32[BW-1:0]) we = 1'b1;
                     for (j = 0; j < C; j = j + 1) begin
                         if (col_valid[j] && col_bank[j] == GB32[BW-1:0]) begin
                             we = 1'b1;
@@ -385,6 +391,14 @@ module edgehls_core #(
         .count(fifo_count)
     );
     assign m_axis_tlast = fifo_head[AW];
+
+    always @(posedge clk) begin
+        if (!rst_n) iw_en <= 1'b0;
+        else iw_en <= in_fire;
+        iw_bank <= in_bank;
+        iw_word <= in_word;
+        iw_elem <= in_elem;
+    end
 
     // ---------------------------------------------------------------- control FSM
     always @(posedge clk) begin
