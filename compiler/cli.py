@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import re
 import sys
 import time
@@ -63,6 +64,17 @@ def input_shape(text: str) -> tuple[str, tuple[int, ...]]:
     return name, shape
 
 
+def value_range(text: str) -> tuple[float, float]:
+    lo, sep, hi = text.partition(",")
+    try:
+        r = (float(lo), float(hi))
+    except ValueError:
+        r = (1.0, 0.0)
+    if not sep or not r[0] < r[1] or not all(map(math.isfinite, r)):
+        raise argparse.ArgumentTypeError(f"{text!r} is not LO,HI with LO < HI: e.g. -1,1")
+    return r
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="edgehls", description="Compile an ONNX network into Verilog for a systolic MAC "
@@ -98,6 +110,21 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--compress-config", type=Path, metavar="FILE",
                    help="JSON or YAML: {prune: SPEC, share_bits: B, layers: {NAME: {prune: "
                    "SPEC}}}; layer names as `inspect --after canonicalize` prints them")
+    c.add_argument("--calibrate", default="minmax", metavar="METHOD",
+                   help="activation ranges from --calib data: minmax (default), percentile[:P] "
+                   "(P-th percentile of |x|, default 99.99) or mse (clipping range with the "
+                   "least quantization error; also searches each weight channel's)")
+    c.add_argument("--scale", default="pow2", choices=("pow2", "mult"),
+                   help="pow2: power-of-two scales, pure fixed point (default); mult: real "
+                   "scales, requantized by a 16-bit multiplier and a shift")
+    c.add_argument("--per-tensor", action="store_true",
+                   help="one weight scale per layer instead of one per output channel")
+    c.add_argument("--precision", type=Path, metavar="FILE",
+                   help="mixed precision, JSON or YAML: {layers: {NAME_OR_GLOB: {wbits: B, "
+                   "abits: B}}}; a layer's abits are its output's; first match wins")
+    c.add_argument("--input-range", type=value_range, default=(-1.0, 1.0), metavar="LO,HI",
+                   help="range of the random inputs used when there is no --calib "
+                   "(default -1,1)")
     c.add_argument("--clock-mhz", type=float, default=100.0, metavar="F",
                    help="clock constraint written to vivado/ and quartus/ (default 100)")
     c.add_argument("--force", action="store_true", help="overwrite a non-empty output DIR")
@@ -140,7 +167,12 @@ def options(a: argparse.Namespace) -> pipeline.Options:
         input_shape=dict(a.input_shape) if a.input_shape else None,
         clock_mhz=getattr(a, "clock_mhz", 100.0), prune=getattr(a, "prune", None),
         share_bits=getattr(a, "share_bits", None) or 0,
-        compress=pipeline.load_config(config) if config else None)
+        compress=pipeline.load_config(config) if config else None,
+        calibrate=getattr(a, "calibrate", "minmax"), scale=getattr(a, "scale", "pow2"),
+        per_channel=not getattr(a, "per_tensor", False),
+        precision=(pipeline.load_config(a.precision, "--precision", pipeline.PRECISION_EXAMPLE)
+                   if getattr(a, "precision", None) else None),
+        input_range=getattr(a, "input_range", (-1.0, 1.0)))
 
 
 def cmd_compile(a: argparse.Namespace) -> int:
@@ -148,6 +180,10 @@ def cmd_compile(a: argparse.Namespace) -> int:
     rep = pipeline.compile_model(a.model, a.output, options(a), force=a.force)
     if a.quiet:
         return 0
+    if a.calib is None and not rep.get("imported_quantization"):
+        print("warning: no --calib data: activation ranges were calibrated on random inputs "
+              f"uniform in [{a.input_range[0]:g}, {a.input_range[1]:g}]; accuracy on real data "
+              "may suffer (report.md says so too)", file=sys.stderr)
     t = rep["total"]
     print(f"compiled {a.model} -> {a.output}/ in {time.perf_counter() - t0:.2f} s")
     print(f"  {len(rep['layers'])} layers, {t['macs']} MACs, {t['tiles']} tiles on a "

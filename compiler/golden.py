@@ -378,7 +378,7 @@ def quantize_input(g: ir.Graph, x: np.ndarray) -> np.ndarray:
     q = g.tensor(g.inputs[0]).q
     if q is None:
         raise PassError(f"input {g.inputs[0]!r} has no QFormat: run Quantize first")
-    return numerics.quantize(x, q.frac, q.lo, q.hi)
+    return numerics.quantize_scaled(x, q.scale, q.lo, q.hi)
 
 
 def dequantize_output(g: ir.Graph, y_q: np.ndarray) -> np.ndarray:
@@ -386,4 +386,4 @@ def dequantize_output(g: ir.Graph, y_q: np.ndarray) -> np.ndarray:
     q = g.tensor(g.outputs[0]).q
     if q is None:
         raise PassError(f"output {g.outputs[0]!r} has no QFormat: run Quantize first")
-    return numerics.dequantize(y_q, q.frac)
+    return np.asarray(y_q, dtype=np.float64) * q.scale

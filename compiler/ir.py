@@ -28,27 +28,41 @@ from edgehls.errors import PassError
 
 @dataclass(frozen=True)
 class QFormat:
-    """Fixed-point format of an integer tensor: value = integer * 2**-frac (pow2 scales)."""
+    """Format of an integer tensor: value = q * scale, q in [lo, hi].
+
+    Power-of-two scales (the default): scale = 2**-frac. ``real`` set (``--scale mult``, or a
+    quantized ONNX model's own scale): scale = real, and frac is only its log2, rounded, for
+    display. ``zero_point`` is an imported tensor's ONNX zero point z: the IR, the golden model
+    and the hardware streams hold q = q_onnx - z (so arithmetic stays symmetric and padding is
+    0); only the range moves: lo/hi are the ``bits``-wide range minus z.
+    """
 
     bits: int
     signed: bool
     frac: int
+    real: float | None = None
+    zero_point: int = 0
 
     @property
     def lo(self) -> int:
-        return -(1 << (self.bits - 1)) if self.signed else 0
+        return (-(1 << (self.bits - 1)) if self.signed else 0) - self.zero_point
 
     @property
     def hi(self) -> int:
-        return (1 << (self.bits - 1)) - 1 if self.signed else (1 << self.bits) - 1
+        return ((1 << (self.bits - 1)) - 1 if self.signed else (1 << self.bits) - 1) \
+            - self.zero_point
 
     @property
     def scale(self) -> float:
-        return float(2.0**-self.frac)
+        return float(self.real) if self.real is not None else float(2.0**-self.frac)
 
     @property
     def dtype(self) -> str:
         return f"{'int' if self.signed else 'uint'}{self.bits}"
+
+    def describe(self) -> str:
+        scale = f"scale 2^{-self.frac}" if self.real is None else f"scale {self.real:.6g}"
+        return f"{self.dtype} {scale}" + (f" zp {self.zero_point}" if self.zero_point else "")
 
 
 @dataclass(frozen=True)
@@ -488,8 +502,7 @@ class Graph:
             ins = ", ".join(f"{t}{list(self.tensors[t].shape)}" for t in node.inputs)
             outs = ", ".join(
                 f"{t}{list(self.tensors[t].shape)}"
-                + (f" {self.tensors[t].q.dtype} scale 2^{-self.tensors[t].q.frac}"
-                   if self.tensors[t].q else "")
+                + (f" {self.tensors[t].q.describe()}" if self.tensors[t].q else "")
                 for t in node.outputs)
             lines.append(f"  {node.name:<24} {node.op.describe():<40} ({ins}) -> {outs}"
                          + (f"  params={params}" if params else ""))

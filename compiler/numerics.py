@@ -12,6 +12,11 @@ Fixed point with power-of-two scales: a tensor's integer q stands for q * 2**-fr
 - Requantization: ``clip((acc * mult + round) >> shift, lo, hi)`` with round = 2**(shift-1)
   (round half up) for shift > 0, an arithmetic shift, and ``lo``/``hi`` the output range with
   ReLU folded in. Power-of-two scales give mult = 1 (shift >= 0) or mult = 2**-s (s < 0).
+- Real scales (``--scale mult``, imported quantized models): a tensor's integer q stands for
+  q * scale; the requantization ratio r = scale_acc / scale_out becomes a ``MULT_BITS``-bit
+  multiplier and a shift, mult = round_half_up(r * 2**shift) with the largest shift that keeps
+  mult < 2**MULT_BITS (``requant_real``); a residual Add's inputs are weighted by small integers
+  whose ratio approximates their scales' ratio (``add_weights_real``).
 """
 
 from __future__ import annotations
@@ -69,6 +74,67 @@ def quantize(x: np.ndarray, frac: int, lo: int, hi: int) -> np.ndarray:
     """Float -> integer at scale 2**-frac, round half up, saturate to [lo, hi]."""
     q = round_half_up(np.asarray(x, dtype=np.float64) * 2.0**frac)
     return np.clip(q, lo, hi).astype(np.int64)
+
+
+def quantize_scaled(x: np.ndarray, scale: float | np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """Float -> integer at any scale: clip(round_half_up(x / scale), lo, hi). For scale
+    2**-frac it equals ``quantize(x, frac, lo, hi)`` exactly (division by a power of two)."""
+    q = round_half_up(np.asarray(x, dtype=np.float64) / np.asarray(scale, dtype=np.float64))
+    return np.clip(q, lo, hi).astype(np.int64)
+
+
+def scale_for(maxabs: float, qmax: int) -> float:
+    """The real scale mapping maxabs to qmax (1.0 for an all-zero tensor)."""
+    if not np.isfinite(maxabs) or maxabs <= 0.0:
+        return 1.0
+    return float(maxabs) / qmax
+
+
+def requant_real(ratio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per channel (mult, shift) with mult * 2**-shift ~= ratio: the largest shift <= MAX_SHIFT
+    keeping mult <= MAX_MULT, mult = round_half_up(ratio * 2**shift). OptionError if a ratio is
+    not positive and finite, or too large or too small for the post-processing unit."""
+    r = np.atleast_1d(np.asarray(ratio, dtype=np.float64))
+    mult, shift = np.zeros(r.shape, np.int64), np.zeros(r.shape, np.int64)
+    for i, v in enumerate(r):
+        if not np.isfinite(v) or v <= 0.0:
+            raise OptionError(f"requantization ratio {v} is not a positive number")
+        sh = min(MAX_SHIFT, MULT_BITS - math.frexp(float(v))[1])
+        m = int(round_half_up(v * 2.0**sh))
+        if m > MAX_MULT:  # v * 2**sh rounded up to 2**MULT_BITS
+            sh -= 1
+            m = int(round_half_up(v * 2.0**sh))
+        if sh < 0 or m < 1:
+            raise OptionError(
+                f"requantization ratio {v:.3g} is outside what the post-processing unit "
+                f"implements ({2.0**-MAX_SHIFT:.3g}..{MAX_MULT}); the model's weight or "
+                "activation ranges are extreme: check the calibration data")
+        mult[i], shift[i] = m, sh
+    return mult, shift
+
+
+def add_weights_real(scale_a: float, scale_b: float, wbits: int) -> tuple[int, int, float]:
+    """(wa, wb, unit) for a residual Add of inputs at real scales: wa * unit ~= scale_a and
+    wb * unit ~= scale_b with wa, wb <= ``weight_max(wbits)``, the pair whose ratio is nearest
+    scale_a / scale_b (the smaller weight first among ties); exact for power-of-two ratios that
+    fit. unit = the scale of a * wa + b * wb."""
+    wmax = weight_max(wbits)
+    big, small = max(scale_a, scale_b), min(scale_a, scale_b)
+    best: tuple[float, int, int] | None = None
+    for ws in range(1, wmax + 1):  # weight of the finer input
+        wl = int(round_half_up(ws * big / small))
+        if wl > wmax:
+            break
+        err = abs(wl / ws - big / small) / (big / small)
+        if best is None or err < best[0] - 1e-12:
+            best = (err, wl, ws)
+    if best is None:
+        raise OptionError(
+            f"residual Add: its inputs' scales differ by {big / small:.3g}x, more than "
+            f"{wbits}-bit weights can align; use more --wbits or calibrate both branches alike")
+    _, wl, ws = best
+    wa, wb = (wl, ws) if scale_a >= scale_b else (ws, wl)
+    return wa, wb, (scale_a / wa + scale_b / wb) / 2
 
 
 def dequantize(q: np.ndarray, frac: int | np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ import numpy as np
 
 from edgehls import codegen, frontend, golden, ir, numerics, report, romgen, tiler
 from edgehls.errors import DataError, OptionError, OutputError, PassError
-from edgehls.passes import prune, share
+from edgehls.passes import calibrate, prune, share
 from edgehls.passes.canonicalize import Canonicalize
 from edgehls.passes.prune import Prune
 from edgehls.passes.quantize import Quantize
@@ -42,6 +42,11 @@ class Options:
     prune: str | None = None  # "MODE:SPARSITY" (edgehls.passes.prune)
     share_bits: int = 0  # 0: no weight sharing
     compress: dict | None = None  # the --compress-config file, parsed
+    calibrate: str = "minmax"  # --calibrate METHOD (edgehls.passes.calibrate)
+    scale: str = "pow2"  # --scale pow2|mult
+    per_channel: bool = True  # weights scaled per output channel (else per tensor)
+    precision: dict | None = None  # the --precision file, parsed
+    input_range: tuple[float, float] = (-1.0, 1.0)  # random calibration inputs without --calib
 
 
 def passes(opts: Options) -> list[Pass]:
@@ -49,7 +54,10 @@ def passes(opts: Options) -> list[Pass]:
     mode, sparsity = c.prune or ("unstructured", 0.0)
     return [Canonicalize(),
             *([Prune(mode, sparsity, opts.pe, c.layers)] if c.prune or c.layers else []),
-            Quantize(wbits=opts.wbits, abits=opts.abits, calib=opts.calib, seed=opts.seed),
+            Quantize(wbits=opts.wbits, abits=opts.abits, per_channel=opts.per_channel,
+                     calib=opts.calib, seed=opts.seed,
+                     method=calibrate.parse(opts.calibrate), scale=opts.scale,
+                     precision=precision_rules(opts.precision), input_range=opts.input_range),
             *([Share(c.share_bits, opts.seed)] if c.share_bits else [])]
 
 
@@ -106,8 +114,10 @@ def _agree(flag: T | None, config: T, key: str, flag_text: object, config_text: 
     return config
 
 
-def load_config(path: Path) -> dict:
-    """Read --compress-config FILE: YAML for a .yaml/.yml suffix, else JSON; a mapping."""
+def load_config(path: Path, flag: str = "--compress-config",
+                example: str = '{"prune": "tile:0.5", "share_bits": 4, "layers": {...}}'
+                ) -> dict:
+    """Read a config FILE: YAML for a .yaml/.yml suffix, else JSON; a mapping."""
     import yaml  # only compiles with a config need it
 
     try:
@@ -115,16 +125,44 @@ def load_config(path: Path) -> dict:
         cfg = (yaml.safe_load(text) if path.suffix.lower() in (".yaml", ".yml")
                else json.loads(text))
     except OSError as e:
-        raise OptionError(f"cannot read --compress-config {path}: {e.strerror}") from e
+        raise OptionError(f"cannot read {flag} {path}: {e.strerror}") from e
     except (ValueError, yaml.YAMLError) as e:
         why = " ".join(str(e).split())  # parser messages span lines; the CLI prints one
-        raise OptionError(f"--compress-config {path} is not valid "
+        raise OptionError(f"{flag} {path} is not valid "
                           f"{'YAML' if path.suffix.lower() in ('.yaml', '.yml') else 'JSON'}: "
                           f"{why}") from e
     if not isinstance(cfg, dict):
-        raise OptionError(f"--compress-config {path}: expected a mapping like "
-                          '{"prune": "tile:0.5", "share_bits": 4, "layers": {...}}')
+        raise OptionError(f"{flag} {path}: expected a mapping like {example}")
     return cfg
+
+
+PRECISION_EXAMPLE = '{"layers": {"conv1": {"wbits": 8, "abits": 8}, "conv*": {"wbits": 4}}}'
+
+
+def precision_rules(cfg: dict | None) -> tuple[tuple[str, int | None, int | None], ...]:
+    """The --precision file -> (pattern, wbits, abits) rules in file order. The file maps layer
+    names or glob patterns to {wbits, abits} (either may be left out), at the top level or
+    under "layers"."""
+    if not cfg:
+        return ()
+    where = "--precision"
+    layers = cfg["layers"] if set(cfg) == {"layers"} else cfg
+    if not isinstance(layers, dict):
+        raise OptionError(f"{where}: expected a mapping like {PRECISION_EXAMPLE}")
+    rules = []
+    for pattern, entry in layers.items():
+        if not isinstance(entry, dict) or not entry or set(entry) - {"wbits", "abits"}:
+            raise OptionError(f"{where}: layer {pattern!r} must map to {{wbits: B, abits: B}} "
+                              f"(either may be left out), got {entry!r}")
+        vals = []
+        for key in ("wbits", "abits"):
+            v = entry.get(key)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
+                raise OptionError(f"{where}: layer {pattern!r} {key} {v!r} is not a whole "
+                                  "number of bits")
+            vals.append(v)
+        rules.append((str(pattern), vals[0], vals[1]))
+    return tuple(rules)
 
 
 def pass_name(p: Pass) -> str:
@@ -209,7 +247,7 @@ def golden_samples(g: ir.Graph, opts: Options) -> np.ndarray:
         if len(data) >= opts.samples:
             return data.astype(np.float32)
     rng = np.random.default_rng(opts.seed)
-    return rng.uniform(-1.0, 1.0, size=(opts.samples, *shape)).astype(np.float32)
+    return rng.uniform(*opts.input_range, size=(opts.samples, *shape)).astype(np.float32)
 
 
 def check_eval(opts: Options) -> None:

@@ -3,6 +3,7 @@ scales."""
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 from dataclasses import dataclass, field
 
@@ -10,6 +11,8 @@ import numpy as np
 
 from edgehls import golden, ir, numerics
 from edgehls.errors import DataError, OptionError, PassError
+from edgehls.passes import calibrate
+from edgehls.passes.calibrate import Method
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +39,14 @@ class Quantize:
     unclipped: a channel whose weights are tiny next to its bias gets a coarser weight scale.
     A Conv is quantized as the matrix [K, Cout], K = Cin/group * kh * kw (its dot-product
     length, which sets ``acc_bits``).
+
+    ``method`` picks each activation's range (``edgehls.passes.calibrate``; ``mse`` also
+    searches each weight channel's); ``scale`` "pow2" gives power-of-two scales (QFormat.frac),
+    "mult" real scales (QFormat.real) with requantization by ``numerics.requant_real``.
+    ``precision`` holds (pattern, wbits or None, abits or None) rules, first match by
+    ``fnmatch`` of the node name wins: a layer's wbits are its weights', its abits its output's
+    (the graph input and unmatched layers take ``wbits``/``abits``); a MaxPool keeps its
+    input's format. Accumulators are sized from each layer's own weight and input widths.
     """
 
     wbits: int = 8
@@ -43,10 +54,16 @@ class Quantize:
     per_channel: bool = True
     calib: np.ndarray | None = field(default=None, compare=False, repr=False)
     seed: int = 0
+    method: Method = Method()
+    scale: str = "pow2"
+    precision: tuple[tuple[str, int | None, int | None], ...] = ()
+    input_range: tuple[float, float] = (-1.0, 1.0)
 
     def __call__(self, g: ir.Graph) -> ir.Graph:
         numerics.check_bits("--wbits", self.wbits)
         numerics.check_bits("--abits", self.abits)
+        calibrate.check_scale(self.scale)
+        self._check_precision(g)
         for node in g.nodes():
             if not isinstance(node.op, ir.Input | ir.Dense | ir.Conv | ir.MaxPool | ir.AddAct):
                 raise PassError(f"Quantize requires Input, Dense, Conv, MaxPool and AddAct "
@@ -71,9 +88,28 @@ class Quantize:
                 op = node.op
                 out.replace_node(ir.Node(node.name, ir.QMaxPool(
                     op.kernel, op.strides, op.pads, op.dilations), node.inputs, node.outputs))
-        log.info("quantized %s to w%d/a%d (%s)", g.name, self.wbits, self.abits,
-                 "per channel" if self.per_channel else "per tensor")
+        log.info("quantized %s to w%d/a%d (%s, %s scales, %s calibration)", g.name, self.wbits,
+                 self.abits, "per channel" if self.per_channel else "per tensor", self.scale,
+                 self.method)
         return out
+
+    def bits(self, name: str) -> tuple[int, int]:
+        """(wbits, abits) of the layer called ``name``: its first matching precision rule,
+        else the defaults."""
+        for pattern, wb, ab in self.precision:
+            if fnmatch.fnmatchcase(name, pattern):
+                return wb or self.wbits, ab or self.abits
+        return self.wbits, self.abits
+
+    def _check_precision(self, g: ir.Graph) -> None:
+        names = [n.name for n in g.nodes() if not isinstance(n.op, ir.Input)]
+        for pattern, wb, ab in self.precision:
+            for what, v in (("wbits", wb), ("abits", ab)):
+                if v is not None:
+                    numerics.check_bits(f"--precision {pattern!r} {what}", v)
+            if not any(fnmatch.fnmatchcase(n, pattern) for n in names):
+                raise OptionError(f"--precision names {pattern!r}, which matches no layer; the "
+                                  f"layers are: {', '.join(names)}")
 
     def _calibration(self, g: ir.Graph, out: ir.Graph) -> np.ndarray:
         if self.calib is not None:
@@ -83,43 +119,53 @@ class Quantize:
             return data
         shape = g.tensor(g.inputs[0]).shape if len(g.inputs) == 1 else ()
         rng = np.random.default_rng(self.seed)
-        out.notes.append(f"calibration used {RANDOM_SAMPLES} random inputs uniform in [-1, 1] "
-                         f"(seed {self.seed}), not real data: activation ranges are guesses")
-        return rng.uniform(-1.0, 1.0, size=(RANDOM_SAMPLES, *shape))
+        lo, hi = self.input_range
+        out.notes.append(f"calibration used {RANDOM_SAMPLES} random inputs uniform in "
+                         f"[{lo:g}, {hi:g}] (seed {self.seed}), not real data: activation ranges "
+                         "are guesses; pass --calib DATA.npz")
+        return rng.uniform(lo, hi, size=(RANDOM_SAMPLES, *shape))
 
     def _formats(self, g: ir.Graph, data: np.ndarray) -> dict[str, ir.QFormat]:
         acts = golden.run_float_all_samples(g, data)
-        smax = (1 << (self.abits - 1)) - 1
-        umax = (1 << self.abits) - 1
         formats: dict[str, ir.QFormat] = {}
         for node in g.nodes():
             for t in node.outputs:
-                v = acts[t]
                 if isinstance(node.op, ir.MaxPool):  # a max of values needs no new scale
                     formats[t] = formats[node.inputs[0]]
-                elif unsigned_output(node.op):
-                    formats[t] = ir.QFormat(self.abits, False, numerics.frac_for(v.max(), umax))
-                else:
-                    frac = numerics.frac_for(float(np.abs(v).max()), smax)
-                    formats[t] = ir.QFormat(self.abits, True, frac)
+                    continue
+                bits = self.abits if isinstance(node.op, ir.Input) else self.bits(node.name)[1]
+                signed = not unsigned_output(node.op)
+                fmt = ir.QFormat(bits, signed, 0)
+                frac, real = calibrate.choose_scale(acts[t], self.method, self.scale, fmt.lo,
+                                                    fmt.hi)
+                formats[t] = ir.QFormat(bits, signed, frac, real)
         return formats
 
-    def _weights(self, node: ir.Node, w: np.ndarray, b: np.ndarray, frac_in: int
-                 ) -> tuple[np.ndarray, np.ndarray]:
-        """``numerics.quantize_weights`` of w [K, N], but a channel whose weights are tiny next
-        to its bias gets a coarser weight scale, so its bias fits ``bias_bound`` unclipped."""
-        wq, fw = numerics.quantize_weights(w, self.wbits, self.per_channel)
-        lim = numerics.bias_bound(self.wbits, self.abits, w.shape[0])
-        over = np.abs(numerics.round_half_up(b * 2.0 ** (frac_in + fw))) > lim
+    def _weights(self, node: ir.Node, w: np.ndarray, b: np.ndarray, fin: ir.QFormat,
+                 wbits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """w [K, N] -> (w_q, fracs [N], scales [N]) by ``calibrate.weight_scales``, but a
+        channel whose weights are tiny next to its bias gets a coarser weight scale, so its bias
+        fits ``bias_bound`` unclipped."""
+        fw, real = calibrate.weight_scales(w, wbits, self.per_channel, self.method, self.scale)
+        sw = 2.0 ** -fw.astype(np.float64) if real is None else real
+        s_in = fin.scale
+        lim = numerics.bias_bound(wbits, fin.bits, w.shape[0])
+        over = np.abs(numerics.round_half_up(b / (s_in * sw))) > lim
         if over.any():
-            cap = np.array([numerics.frac_for(abs(float(v)), lim) for v in b]) - frac_in
-            cap = np.where(over, cap, fw).astype(np.int64)
-            fw = cap if self.per_channel else np.full_like(fw, cap.min())
-            qmax = numerics.weight_max(self.wbits)
-            wq = numerics.quantize(w * 2.0 ** fw[None, :].astype(np.float64), 0, -qmax, qmax)
+            if real is None:
+                cap = np.array([numerics.frac_for(abs(float(v)), lim) for v in b]) - fin.frac
+                cap = np.where(over, cap, fw).astype(np.int64)
+                fw = cap if self.per_channel else np.full_like(fw, cap.min())
+                sw = 2.0 ** -fw.astype(np.float64)
+            else:
+                cap = np.where(over, np.abs(b) / (lim * s_in) * (1 + 1e-9), sw)
+                sw = cap if self.per_channel else np.full_like(sw, cap.max())
+                fw = np.array([calibrate._frac_of(v) for v in sw], dtype=np.int64)
             log.info("node %r: weight scale of %d channel(s) lowered so the bias fits the "
                      "accumulator", node.name, int(over.sum()))
-        return wq, fw
+        qmax = numerics.weight_max(wbits)
+        wq = numerics.quantize_scaled(w, sw[None, :], -qmax, qmax)
+        return wq, fw, sw
 
     def _lower(self, g: ir.Graph, out: ir.Graph, node: ir.Node,
                formats: dict[str, ir.QFormat]) -> None:
@@ -134,25 +180,30 @@ class Quantize:
                             f"{list(b.shape)} and input {list(g.tensor(node.inputs[0]).shape)} "
                             "do not agree")
         fin, fout = formats[node.inputs[0]], formats[node.outputs[0]]
-        wq, fw = self._weights(node, mat, b, fin.frac)
-        frac_acc = fin.frac + fw
-        bq = numerics.quantize_bias(b, frac_acc, self.wbits, self.abits, k)
+        wbits = self.bits(node.name)[0]
+        wq, fw, sw = self._weights(node, mat, b, fin, wbits)
+        s_acc = fin.scale * sw
+        bq = numerics.quantize_scaled(b, s_acc, -numerics.bias_bound(wbits, fin.bits, k),
+                                      numerics.bias_bound(wbits, fin.bits, k))
         try:
-            mult, shift = numerics.requant_params(frac_acc, fout.frac)
+            if self.scale == "pow2":
+                mult, shift = numerics.requant_params(fin.frac + fw, fout.frac)
+            else:
+                mult, shift = numerics.requant_real(s_acc / fout.scale)
         except OptionError as e:
             raise OptionError(f"node {node.name!r} ({node.op.kind}): {e}") from e
-        acc = numerics.acc_bits(self.wbits, self.abits, k)
+        acc = numerics.acc_bits(wbits, fin.bits, k)
         if conv:
             op, wq = node.op, wq.T.reshape(w.shape)
             lo, hi = fout.lo, fout.hi
             if op.act == "clip":
-                lo, hi = (int(v) for v in numerics.quantize(np.array(op.clip), fout.frac,
-                                                            fout.lo, fout.hi))
+                lo, hi = (int(v) for v in numerics.quantize_scaled(
+                    np.array(op.clip), fout.scale, fout.lo, fout.hi))
             qop: ir.Op = ir.QConv(op.kernel, op.strides, op.pads, op.dilations, op.group,
-                                  relu=not fout.signed, wbits=self.wbits, acc_bits=acc,
+                                  relu=not fout.signed, wbits=wbits, acc_bits=acc,
                                   lo=lo, hi=hi)
         else:
-            qop = ir.QDense(relu=node.op.relu, wbits=self.wbits, acc_bits=acc,
+            qop = ir.QDense(relu=node.op.relu, wbits=wbits, acc_bits=acc,
                             lo=fout.lo, hi=fout.hi)
         consts = []
         for role, value in (("weight", wq), ("bias", bq), ("mult", mult), ("shift", shift)):
@@ -167,16 +218,21 @@ class Quantize:
                    formats: dict[str, ir.QFormat]) -> None:
         """AddAct -> QAdd: both inputs aligned to the finer of their scales by power-of-two
         weights (exact), then requantized per channel to the output's calibrated format."""
-        fa, fb = (formats[t].frac for t in node.inputs)
+        qa, qb = (formats[t] for t in node.inputs)
         fout = formats[node.outputs[0]]
         c = g.tensor(node.outputs[0]).shape[1]
+        wbits = self.bits(node.name)[0]
         try:
-            wa, wb, frac_acc = numerics.add_weights(fa, fb, self.wbits)
-            mult, shift = numerics.requant_params(np.full(c, frac_acc), fout.frac)
+            if self.scale == "pow2":
+                wa, wb, frac_acc = numerics.add_weights(qa.frac, qb.frac, wbits)
+                mult, shift = numerics.requant_params(np.full(c, frac_acc), fout.frac)
+            else:
+                wa, wb, unit = numerics.add_weights_real(qa.scale, qb.scale, wbits)
+                mult, shift = numerics.requant_real(np.full(c, unit / fout.scale))
         except OptionError as e:
             raise OptionError(f"node {node.name!r} (AddAct): {e}") from e
-        qop = ir.QAdd(relu=node.op.act == "relu", wbits=self.wbits,
-                      acc_bits=numerics.acc_bits(self.wbits, self.abits, 2),
+        qop = ir.QAdd(relu=node.op.act == "relu", wbits=wbits,
+                      acc_bits=numerics.acc_bits(wbits, max(qa.bits, qb.bits), 2),
                       lo=fout.lo, hi=fout.hi)
         consts = tuple((role, out.add_const(f"{node.name}.{role}", np.asarray(v, np.int64)))
                        for role, v in (("wa", [wa]), ("wb", [wb]), ("mult", mult),

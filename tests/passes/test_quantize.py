@@ -64,7 +64,8 @@ def test_structure() -> None:
             assert all(q.const(node, r).dtype == np.int64 for r in ("weight", "bias"))
             assert np.abs(q.const(node, "weight")).max() <= 127
     assert not any(name.endswith((".weight", ".bias")) for name in q.consts)
-    assert repr(Quantize(calib=CALIB)) == "Quantize(wbits=8, abits=8, per_channel=True, seed=0)"
+    assert repr(Quantize(calib=CALIB)).startswith(
+        "Quantize(wbits=8, abits=8, per_channel=True, seed=0, ")
     assert not q.notes
 
 
