@@ -69,6 +69,7 @@ lint: tools venv
 bench: tools venv
 	$(PY) bench/run.py
 	$(PY) bench/compress.py
+	$(PY) bench/quant.py
 
 clean:
 	rm -rf build sim_build results.xml .pytest_cache

@@ -180,7 +180,7 @@ def cmd_compile(a: argparse.Namespace) -> int:
     rep = pipeline.compile_model(a.model, a.output, options(a), force=a.force)
     if a.quiet:
         return 0
-    if a.calib is None and not rep.get("imported_quantization"):
+    if a.calib is None and rep["quantization"]["scale"] != "imported":
         print("warning: no --calib data: activation ranges were calibrated on random inputs "
               f"uniform in [{a.input_range[0]:g}, {a.input_range[1]:g}]; accuracy on real data "
               "may suffer (report.md says so too)", file=sys.stderr)

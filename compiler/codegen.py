@@ -47,9 +47,10 @@ def stream_params(g: ir.Graph, s: Schedule) -> dict[str, int]:
     producer = g.producer(tout.name)
     last = next(p for p in s.layers if p.name == producer.name)
     reader = next(p for p in s.layers if tin.name in g.node(p.name).inputs)
-    return {"IN_BITS": tin.q.bits, "IN_TW": tdata_bits(tin.q.bits),
+    in_bits = tin.q.stream(signed_only=True)[0]
+    return {"IN_BITS": in_bits, "IN_TW": tdata_bits(in_bits),
             "IN_M": reader.geom.ih * reader.geom.iw, "IN_K": reader.geom.cin,
-            "OUT_TW": tdata_bits(tout.q.bits), "OUT_M": last.M, "OUT_N": last.N,
+            "OUT_TW": tdata_bits(tout.q.stream()[0]), "OUT_M": last.M, "OUT_N": last.N,
             "OUT_BASE": s.base[tout.name], "IN_BASE": s.base[tin.name]}
 
 

@@ -28,7 +28,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from edgehls import ir, numerics
+from edgehls import ir, numerics, qimport
 from edgehls.errors import ModelError, OptionError, UnsupportedError
 
 SUPPORTED = ("Add", "AveragePool", "BatchNormalization", "Clip", "Conv", "Dropout", "Flatten",
@@ -49,6 +49,9 @@ def load(path: str | Path, input_shape: dict[str, tuple[int, ...]] | None = None
     except Exception as e:  # ValidationError, or C++ errors surfacing as other types
         raise ModelError(f"{path} fails onnx.checker: {_one_line(e)}") from e
     notes = _fix_input_shapes(model, input_shape or {})
+    imported = qimport.lower(model)
+    if imported is not None:
+        model = imported.model
     try:
         model = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True,
                                                   data_prop=True)
@@ -56,6 +59,18 @@ def load(path: str | Path, input_shape: dict[str, tuple[int, ...]] | None = None
         raise ModelError(f"{path} fails ONNX shape inference: {_one_line(e)}") from e
     g = _Builder(model).build(model.graph.name or path.stem)
     g.notes.extend(notes)
+    if imported is not None:
+        for t, fmt in imported.formats.items():
+            if t in g.tensors:
+                g.set_tensor(t, q=fmt)
+        g.imported = imported.info
+        g.notes.extend(imported.notes)
+        g.notes.append(f"quantized model ({imported.info.source}): its own scales and zero "
+                       "points are implemented; integers are streamed as q - zero_point. "
+                       "Outputs may differ from onnxruntime's by 1 LSB where a value lies within "
+                       "rounding error of a half step: edgehls requantizes with a 16-bit "
+                       "multiplier and rounds half up, onnxruntime multiplies in float32 and "
+                       "rounds half to even")
     return g
 
 

@@ -60,9 +60,27 @@ class QFormat:
     def dtype(self) -> str:
         return f"{'int' if self.signed else 'uint'}{self.bits}"
 
+    def stream(self, signed_only: bool = False) -> tuple[int, bool]:
+        """(width, signed) of the integer on a stream: ``bits`` and ``signed``, but the signed
+        width of [lo, hi] where a zero point moved the range (or ``signed_only`` asks for a
+        signed element, as the input stream, which the hardware sign-extends, does)."""
+        if self.zero_point == 0 and (self.signed or not signed_only):
+            return self.bits, self.signed
+        return max(self.hi.bit_length(), (-self.lo - 1).bit_length()) + 1, True
+
     def describe(self) -> str:
         scale = f"scale 2^{-self.frac}" if self.real is None else f"scale {self.real:.6g}"
         return f"{self.dtype} {scale}" + (f" zp {self.zero_point}" if self.zero_point else "")
+
+
+@dataclass(frozen=True)
+class QImport:
+    """What a quantized ONNX model fixes besides its tensors' QFormats (which the frontend sets
+    on the tensors): the format it came in ("QDQ", "QOperator", "QONNX"), and per layer, by node
+    name, its weights' scale per output channel (one value: per tensor) and bit width."""
+
+    source: str
+    weights: dict[str, tuple[np.ndarray, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -362,6 +380,8 @@ class Graph:
     inputs: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # facts the report must state
+    #: a quantized ONNX model's own quantization (edgehls.qimport); None for a float model
+    imported: QImport | None = None
     _g: nx.DiGraph = field(default_factory=nx.DiGraph, repr=False)
     _seq: int = 0
 
@@ -454,7 +474,7 @@ class Graph:
 
     def copy(self) -> Graph:
         g = Graph(self.name, dict(self.tensors), dict(self.consts), list(self.inputs),
-                  list(self.outputs), list(self.notes))
+                  list(self.outputs), list(self.notes), self.imported)
         g._g = self._g.copy()
         g._seq = self._seq
         return g

@@ -46,9 +46,13 @@ def stream_order(g: ir.Graph, t: ir.Tensor) -> str:
 
 
 def io_entry(g: ir.Graph, t: ir.Tensor, logits: bool = False) -> dict[str, Any]:
+    width, signed = t.q.stream(signed_only=t.name in g.inputs)
     entry = {"name": t.name, "shape": list(t.shape), "dtype": t.q.dtype, "bits": t.q.bits,
              "signed": t.q.signed, "frac": t.q.frac, "scale": t.q.scale, "zero_point": 0,
-             "tdata_bits": 8 * -(-t.q.bits // 8), "stream_order": stream_order(g, t)}
+             # an imported tensor's ONNX zero point: the stream carries q_onnx - onnx_zero_point
+             "onnx_zero_point": t.q.zero_point, "lo": t.q.lo, "hi": t.q.hi,
+             "stream_bits": width, "stream_signed": signed,
+             "tdata_bits": 8 * -(-width // 8), "stream_order": stream_order(g, t)}
     if logits:
         entry["logits"] = True
     return entry
@@ -99,7 +103,10 @@ def build(g: ir.Graph, s: Schedule, p: HwParams, out: Path, source: str, opts: A
     total["compression"] = (total["weight_bits_raw"] / total["weight_bits_stored"]
                             if total["weight_bits_stored"] else 0.0)
     return {"generator": f"edgehls {edgehls.__version__}", "source": source,
-            "pe": [s.R, s.C], "wbits": opts.wbits, "abits": opts.abits,
+            "pe": [s.R, s.C],
+            # an imported model's widths are its own: the widest layer's
+            "wbits": opts.wbits if g.imported is None else p.WW,
+            "abits": opts.abits if g.imported is None else p.AW - 1,
             "quantization": quantization(g, opts),
             "layers": layers, "total": total, "accuracy": acc, "notes": list(g.notes),
             "estimate": estimate.report_entry(dataclasses.asdict(p)),
@@ -110,6 +117,10 @@ def quantization(g: ir.Graph, opts: Any) -> dict[str, Any]:
     """How the model was quantized: scales, calibration and whether per-layer widths differ."""
     widths = {(n.op.wbits, g.tensor(n.outputs[0]).q.bits) for n in dense_layers(g)
               if hasattr(n.op, "wbits")}
+    if g.imported is not None:
+        return {"scale": "imported", "calibration": f"the model's own ({g.imported.source})",
+                "per_channel": any(s.size > 1 for s, _ in g.imported.weights.values()),
+                "mixed_precision": len(widths) > 1, "imported": g.imported.source}
     return {"scale": getattr(opts, "scale", "pow2"),
             "calibration": getattr(opts, "calibrate", "minmax")
             if getattr(opts, "calib", None) is not None else "random inputs",
@@ -187,7 +198,7 @@ def manifest(g: ir.Graph, s: Schedule, p: HwParams, source: str, opts: Any,
         "pe": [s.R, s.C],
         "inputs": [io_entry(g, g.tensor(t)) for t in g.inputs],
         "outputs": [io_entry(g, g.tensor(t), logits) for t in g.outputs],
-        "numerics": {"scale": getattr(opts, "scale", "pow2"), "wbits": opts.wbits,
+        "numerics": {"scale": quantization(g, opts)["scale"], "wbits": opts.wbits,
                      "abits": opts.abits, "per_channel": bool(getattr(opts, "per_channel", True)),
                      "rounding": "half-up", "acc_bits": p.ACC_W,
                      "mult_bits": numerics.MULT_BITS, "shift_bits": numerics.SHIFT_BITS},

@@ -99,7 +99,7 @@ class TB:
                 last = bool(d.m_axis_tlast.value)
                 if last != (len(got) == n - 1):
                     errors.append(f"tlast {int(last)} on beat {len(got)} of {n}")
-                got.append(from_bits(data, bits, self.out["signed"]))
+                got.append(from_bits(data, bits, self.out.get("stream_signed", self.out["signed"])))
                 held = None
             else:
                 held = (data, len(got)) if valid else None

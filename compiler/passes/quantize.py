@@ -63,6 +63,9 @@ class Quantize:
         numerics.check_bits("--wbits", self.wbits)
         numerics.check_bits("--abits", self.abits)
         calibrate.check_scale(self.scale)
+        if g.imported is not None and self.precision:
+            raise OptionError("--precision does not apply to an already quantized model: its "
+                              "layers keep their own bit widths")
         self._check_precision(g)
         for node in g.nodes():
             if not isinstance(node.op, ir.Input | ir.Dense | ir.Conv | ir.MaxPool | ir.AddAct):
@@ -76,7 +79,8 @@ class Quantize:
             elif isinstance(node.op, ir.AddAct):
                 check_add(g, node)
         out = g.copy()
-        formats = self._formats(g, self._calibration(g, out))
+        formats = (imported_formats(g) if g.imported is not None
+                   else self._formats(g, self._calibration(g, out)))
         for name, fmt in formats.items():
             out.set_tensor(name, q=fmt)
         for node in g.nodes():
@@ -180,31 +184,39 @@ class Quantize:
                             f"{list(b.shape)} and input {list(g.tensor(node.inputs[0]).shape)} "
                             "do not agree")
         fin, fout = formats[node.inputs[0]], formats[node.outputs[0]]
-        wbits = self.bits(node.name)[0]
-        wq, fw, sw = self._weights(node, mat, b, fin, wbits)
+        if g.imported is not None:
+            wq, fw, sw, wbits = imported_weights(g, node, mat)
+        else:
+            wbits = self.bits(node.name)[0]
+            wq, fw, sw = self._weights(node, mat, b, fin, wbits)
         s_acc = fin.scale * sw
-        bq = numerics.quantize_scaled(b, s_acc, -numerics.bias_bound(wbits, fin.bits, k),
-                                      numerics.bias_bound(wbits, fin.bits, k))
+        acc = numerics.acc_bits(wbits, fin.bits, k)
+        lim = numerics.bias_bound(wbits, fin.bits, k)
+        if g.imported is not None:  # the model's int32 bias, exactly: widen the accumulator
+            bq = numerics.quantize_scaled(b, s_acc, -(1 << 62), 1 << 62)
+            acc = max(acc, int(np.abs(bq).max(initial=0)).bit_length() + 2)
+        else:
+            bq = numerics.quantize_scaled(b, s_acc, -lim, lim)
         try:
-            if self.scale == "pow2":
+            if self.scale == "pow2" and g.imported is None:
                 mult, shift = numerics.requant_params(fin.frac + fw, fout.frac)
             else:
                 mult, shift = numerics.requant_real(s_acc / fout.scale)
         except OptionError as e:
             raise OptionError(f"node {node.name!r} ({node.op.kind}): {e}") from e
-        acc = numerics.acc_bits(wbits, fin.bits, k)
+        lo, hi = fout.lo, fout.hi
         if conv:
             op, wq = node.op, wq.T.reshape(w.shape)
-            lo, hi = fout.lo, fout.hi
             if op.act == "clip":
                 lo, hi = (int(v) for v in numerics.quantize_scaled(
                     np.array(op.clip), fout.scale, fout.lo, fout.hi))
+            elif op.act == "relu":
+                lo = max(lo, 0)
             qop: ir.Op = ir.QConv(op.kernel, op.strides, op.pads, op.dilations, op.group,
-                                  relu=not fout.signed, wbits=wbits, acc_bits=acc,
-                                  lo=lo, hi=hi)
+                                  relu=lo >= 0, wbits=wbits, acc_bits=acc, lo=lo, hi=hi)
         else:
-            qop = ir.QDense(relu=node.op.relu, wbits=wbits, acc_bits=acc,
-                            lo=fout.lo, hi=fout.hi)
+            lo = max(lo, 0) if node.op.relu else lo
+            qop = ir.QDense(relu=node.op.relu, wbits=wbits, acc_bits=acc, lo=lo, hi=hi)
         consts = []
         for role, value in (("weight", wq), ("bias", bq), ("mult", mult), ("shift", shift)):
             suffix = "_q" if role in ("weight", "bias") else ""
@@ -221,9 +233,10 @@ class Quantize:
         qa, qb = (formats[t] for t in node.inputs)
         fout = formats[node.outputs[0]]
         c = g.tensor(node.outputs[0]).shape[1]
-        wbits = self.bits(node.name)[0]
+        # an imported model's Add aligns its inputs with up-to-8-bit weights
+        wbits = self.bits(node.name)[0] if g.imported is None else 8
         try:
-            if self.scale == "pow2":
+            if self.scale == "pow2" and g.imported is None:
                 wa, wb, frac_acc = numerics.add_weights(qa.frac, qb.frac, wbits)
                 mult, shift = numerics.requant_params(np.full(c, frac_acc), fout.frac)
             else:
@@ -233,11 +246,71 @@ class Quantize:
             raise OptionError(f"node {node.name!r} (AddAct): {e}") from e
         qop = ir.QAdd(relu=node.op.act == "relu", wbits=wbits,
                       acc_bits=numerics.acc_bits(wbits, max(qa.bits, qb.bits), 2),
-                      lo=fout.lo, hi=fout.hi)
+                      lo=max(fout.lo, 0) if node.op.act == "relu" else fout.lo, hi=fout.hi)
         consts = tuple((role, out.add_const(f"{node.name}.{role}", np.asarray(v, np.int64)))
                        for role, v in (("wa", [wa]), ("wb", [wb]), ("mult", mult),
                                        ("shift", shift)))
         out.replace_node(ir.Node(node.name, qop, node.inputs, node.outputs, consts))
+
+
+def imported_formats(g: ir.Graph) -> dict[str, ir.QFormat]:
+    """A quantized model's own formats: every tensor Quantize formats must have one (a max pool
+    keeps its input's)."""
+    formats: dict[str, ir.QFormat] = {}
+    for node in g.nodes():
+        for t in node.outputs:
+            q = g.tensor(t).q
+            if isinstance(node.op, ir.MaxPool):
+                fin = formats[node.inputs[0]]
+                if q is not None and q != fin:
+                    raise PassError(f"node {node.name!r} (MaxPool): its output is quantized as "
+                                    f"{q.describe()}, its input as {fin.describe()}; a max pool "
+                                    "cannot requantize: quantize both alike")
+                formats[t] = fin
+            elif q is None:
+                what = "input" if isinstance(node.op, ir.Input) else \
+                    f"output of node {node.name!r} ({node.op.kind})"
+                raise PassError(
+                    f"tensor {t!r} ({what}) is not quantized in this quantized model: edgehls "
+                    "implements a quantized model only when the input and every layer's output "
+                    "are quantized (a QuantizeLinear or Quant on each); quantize the whole "
+                    "model, or give edgehls the float model to quantize")
+            else:
+                formats[t] = q
+    return formats
+
+
+def imported_weights(g: ir.Graph, node: ir.Node, mat: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """A quantized model's weights w [K, N] back as integers at their own scale: (w_q, fracs,
+    scales, wbits). PassError if the layer's weights were not quantized or are not integers at
+    that scale (a BatchNormalization or Mul folded into them after quantization)."""
+    assert g.imported is not None
+    where = f"node {node.name!r} ({node.op.kind})"
+    if node.name not in g.imported.weights:
+        live = np.unique(mat[mat != 0])
+        if live.size != 1:
+            raise PassError(f"{where}: its weights are float in a quantized model; quantize "
+                            "every layer's weights (a DequantizeLinear or Quant on them)")
+        # an average pool's weights (canonicalize made them): one value, exact at 127 steps
+        scale, bits = np.array([abs(float(live[0])) / 127]), 8
+    else:
+        scale, bits = g.imported.weights[node.name]
+    n = mat.shape[1]
+    if scale.size not in (1, n):
+        raise PassError(f"{where}: {scale.size} weight scales for {n} output channels")
+    sw = np.broadcast_to(np.asarray(scale, np.float64), (n,)).copy()
+    q = mat / sw[None, :]
+    wq = np.round(q)
+    if np.abs(q - wq).max(initial=0.0) > 1e-3:
+        raise PassError(f"{where}: its weights are not integers at the model's weight scale: "
+                        "something was folded into them after quantization (a "
+                        "BatchNormalization or Mul); fold it before quantizing (onnxruntime: "
+                        "quant_pre_process)")
+    wbits = max(bits, int(np.abs(wq).max(initial=1)).bit_length() + 1)
+    numerics.check_bits(f"{where}: weight", wbits)
+    fw = np.array([int(np.clip(round(-np.log2(v)), -48, 48)) for v in sw], dtype=np.int64)
+    return wq.astype(np.int64), fw, sw, wbits
 
 
 def unsigned_output(op: ir.Op) -> bool:
