@@ -254,20 +254,21 @@ def model_samples(g: ir.Graph, data: np.ndarray) -> np.ndarray:
     """Data array in the ONNX model's input layout -> [S, *input_shape] (the IR's layout).
 
     Without an absorbed input Transpose this is ``as_samples``. With one (``Input.perm``), each
-    sample [*onnx_shape] (or [*onnx_shape[1:]] for batch 1) is transposed by ``perm``; a sample
-    of the same elements in the same order with other unit axes (a 1-D model's [L, C] for
-    [1, L, 1, C]) is accepted too."""
+    sample [*onnx_shape] (or [*onnx_shape[1:]] for batch 1) is transposed by ``perm``. Either
+    way a sample of the same elements in the same order with other unit axes (a Conv1d model's
+    [C, L] for the IR's [1, C, 1, L], a 1-D NHWC model's [L, C] for [1, L, 1, C]) is accepted
+    too."""
     t = _input(g)
     source = g.producer(t.name)
     perm = source.op.perm if source is not None and isinstance(source.op, ir.Input) else ()
-    if not perm:
-        return as_samples(g, data)
     data = np.asarray(data)
-    shape = tuple(t.shape[i] for i in np.argsort(perm))  # IR shape[i] = onnx shape[perm[i]]
-    squeezed = [d for d in shape if d != 1]
+    shape = tuple(t.shape[i] for i in np.argsort(perm)) if perm else tuple(t.shape)
+    squeezed = [d for d in shape if d != 1]  # IR shape[i] = onnx shape[perm[i]]
     if data.ndim >= 1 and [d for d in data.shape[1:] if d != 1] == squeezed \
             and data.shape[1:] not in (shape, shape[1:]):
         data = data.reshape(data.shape[0], *shape)
+    if not perm:
+        return as_samples(g, data)
     out = _samples(data, f"{t.name!r} in the ONNX model's layout", shape)
     return out.transpose(0, *(p + 1 for p in perm))
 

@@ -32,7 +32,8 @@ from edgehls.errors import UnsupportedError
 
 Q, DQ = "QuantizeLinear", "DequantizeLinear"
 QONNX_DOMAINS = ("qonnx.custom_op.general", "finn.custom_op.general", "onnx.brevitas")
-QOPERATOR = ("QLinearConv", "QLinearMatMul", "QGemm", "QLinearAdd", "QLinearGlobalAveragePool")
+QOPERATOR = ("QLinearConv", "QLinearMatMul", "QGemm", "QLinearAdd", "QLinearGlobalAveragePool",
+             "QLinearAveragePool")
 DYNAMIC = ("ConvInteger", "MatMulInteger", "DynamicQuantizeLinear")
 INT_PASS = ("MaxPool", "GlobalMaxPool", "Flatten", "Reshape", "Transpose", "Identity",
             "Squeeze", "Unsqueeze")
@@ -166,6 +167,10 @@ class _Lowering:
             self.pins[n.output[0]] = self.pins[src]
         else:
             quantized_in = [i for i in ins if self.float_of.get(i, i) != i]
+            if quantized_in and (n.op_type.startswith("QLinear") or n.domain == "com.microsoft"):
+                raise UnsupportedError(f"{self._where(n)}: quantized op not supported; "
+                                       f"supported: {', '.join(QOPERATOR)}, QuantizeLinear, "
+                                       "DequantizeLinear and QONNX Quant/BipolarQuant")
             if quantized_in:
                 raise UnsupportedError(
                     f"{self._where(n)}: reads the quantized tensor {quantized_in[0]!r} "
@@ -317,11 +322,13 @@ class _Lowering:
             return [dq(i[0], i[1], i[2], f"{name}/a"), dq(i[3], i[4], i[5], f"{name}/b"),
                     helper.make_node("Add", [f"{name}/a", f"{name}/b"], [f"{name}/y"], name=name),
                     q(f"{name}/y", i[6], i[7], n.output[0])]
-        # QLinearGlobalAveragePool
+        # QLinearGlobalAveragePool, QLinearAveragePool: x, x_scale, x_zp, y_scale, y_zp
         if any(a.name == "channels_last" and a.i for a in n.attribute):
             raise UnsupportedError(f"{self._where(n)}: channels_last=1 is not supported")
-        return [dq(i[0], i[1], i[2], f"{name}/x"),
-                helper.make_node("GlobalAveragePool", [f"{name}/x"], [f"{name}/y"], name=name),
+        core = helper.make_node(op.removeprefix("QLinear"), [f"{name}/x"], [f"{name}/y"],
+                                name=name)
+        core.attribute.extend(attrs)
+        return [dq(i[0], i[1], i[2], f"{name}/x"), core,
                 q(f"{name}/y", i[3], i[4], n.output[0])]
 
     def _bias(self, n: onnx.NodeProto, b: str, x_scale: str, w_scale: str, out: str) -> None:

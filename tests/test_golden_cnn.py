@@ -3,6 +3,8 @@ the float reference CNN graphs the quantizer tests share (``cnn``, ``float_ref``
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from test_numerics_conv import ref_conv, ref_maxpool
@@ -206,3 +208,16 @@ def test_float_reference_matches_golden_run_float() -> None:
     got = golden.run_float_all_samples(g, DATA)
     for t in ref:
         np.testing.assert_allclose(got[t], ref[t], rtol=1e-9, atol=1e-9, err_msg=t)
+
+
+def test_conv1d_data_in_the_models_own_layout() -> None:
+    """Calibration/evaluation data of a Conv1d model [S, C, L] is accepted for the IR's
+    [1, C, 1, L] (same elements, same order)."""
+    from edgehls.frontend import load
+
+    g = load(Path(__file__).parent / "fixtures" / "conv1d.onnx")
+    shape = g.tensor(g.inputs[0]).shape
+    data = np.random.default_rng(0).normal(size=(5, shape[1], shape[3]))
+    out = golden.model_samples(g, data)
+    assert out.shape == (5, *shape)
+    np.testing.assert_array_equal(out.reshape(5, -1), data.reshape(5, -1))

@@ -6,6 +6,7 @@ unsupported form is one clear error naming the node."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,8 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 from test_e2e import compile_and_simulate
+
+sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
 
 from edgehls import frontend, golden, pipeline, qimport, report
 from edgehls.errors import EdgeHLSError, OptionError, UnsupportedError
@@ -199,3 +202,46 @@ def test_precision_file_conflicts_with_imported_model(tmp_path: Path) -> None:
     path = _save(tmp_path, *_qdq_mlp())
     with pytest.raises(OptionError, match="--precision does not apply"):
         compiled(path, precision={"mm": {"wbits": 4}})
+
+
+def test_qlinear_average_pool_from_onnxruntime(tmp_path: Path) -> None:
+    """A QOperator model with com.microsoft QLinearAveragePool, quantized here (a second)."""
+    from make_quantized import ort_quantize
+
+    rng = np.random.default_rng(2)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["r"], name="relu"),
+             helper.make_node("AveragePool", ["r"], ["p"], name="pool", kernel_shape=[2, 2],
+                              strides=[2, 2]),
+             helper.make_node("Flatten", ["p"], ["f"], name="flat"),
+             helper.make_node("Gemm", ["f", "fw", "fb"], ["y"], name="fc", transB=1)]
+    inits = [_c("w", rng.normal(0, 0.5, (4, 1, 3, 3))), _c("b", rng.normal(0, 0.1, 4)),
+             _c("fw", rng.normal(0, 0.3, (3, 16))), _c("fb", rng.normal(0, 0.1, 3))]
+    g = helper.make_graph(nodes, "m", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                     [1, 1, 4, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])], inits)
+    src, dst = tmp_path / "f.onnx", tmp_path / "q.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(src))
+    x = rng.normal(size=(32, 1, 4, 4))
+    ort_quantize(src, dst, x, qdq=False, per_channel=False, signed_acts=False)
+    assert "QLinearAveragePool" in {n.op_type for n in onnx.load(str(dst)).graph.node}
+    worst, _ = lsb_diff(dst, x)
+    assert worst <= 1
+
+
+def test_unsupported_quantized_op_is_named(tmp_path: Path) -> None:
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"], name="qx"),
+             helper.make_node("QLinearSigmoid", ["xq", "s", "z", "s", "z"], ["yq"],
+                              name="sig", domain="com.microsoft"),
+             helper.make_node("DequantizeLinear", ["yq", "s", "z"], ["y"], name="dq")]
+    g = helper.make_graph(nodes, "m", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                     [1, 3])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])],
+                          [_c("s", 0.1), _c("z", 0, np.uint8)])
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17),
+                                                  helper.make_opsetid("com.microsoft", 1)]),
+              str(path))
+    with pytest.raises(UnsupportedError, match="node 'sig' \\(QLinearSigmoid\\): quantized op "
+                                               "not supported; supported: QLinearConv"):
+        frontend.load(path)
