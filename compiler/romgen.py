@@ -174,23 +174,36 @@ def codebook(g: ir.Graph, node: ir.Node, p: HwParams) -> np.ndarray:
     return np.asarray(g.const(node, "codebook"), dtype=np.int64)
 
 
-def weight_words(g: ir.Graph, s: Schedule, p: HwParams) -> list[int]:
-    """One word per tile row: column j's weight (or codebook index) at bits [j*w +: w]."""
+def weight_blocks(g: ir.Graph, s: Schedule, p: HwParams
+                  ) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """Per scheduled tile: (layer, R x C block of weights or codebook indices, live mask).
+
+    Padding (rows past k_rows, columns past n_cols) is 0 (index 0 with sharing) and not live:
+    its rows meet zero activations and its columns are never written, so any weight there is
+    harmless.
+    """
     layers = dense_layers(g)
     geo = [lowering.geometry(g, node) for node in layers]
-    words: list[int] = []
+    out = []
     for t in s.tiles:
         node = layers[t.layer]
         k0, n0 = t.krow0, t.nt * s.C
         live = geo[t.layer].weight[t.kh, t.kw, k0:k0 + t.k_rows, n0:n0 + t.n_cols]
         if p.SHARE:
-            # padding is index 0 (codebook[0]): its rows meet zero activations and its columns
-            # are never written, so any weight there is harmless
             live = codebook_indices(codebook(g, node, p), live, node.name)
         block = np.zeros((s.R, s.C), dtype=np.int64)
         block[:t.k_rows, :t.n_cols] = live
-        width = p.SHARE or p.WW
-        words.extend(pack([(v, width) for v in row]) for row in block)
+        mask = np.zeros((s.R, s.C), dtype=bool)
+        mask[:t.k_rows, :t.n_cols] = True
+        out.append((t.layer, block, mask))
+    return out
+
+
+def weight_words(g: ir.Graph, s: Schedule, p: HwParams) -> list[int]:
+    """One word per tile row: column j's weight (or codebook index) at bits [j*w +: w]."""
+    width = p.SHARE or p.WW
+    words = [pack([(v, width) for v in row])
+             for _, block, _ in weight_blocks(g, s, p) for row in block]
     return words or [0]
 
 
@@ -247,3 +260,16 @@ def rom_images(g: ir.Graph, s: Schedule, p: HwParams) -> dict[str, tuple[str, in
     for j, words in enumerate(post_words(g, s, p)):
         files[f"post_c{j}.hex"] = (words, p.PW)
     return {name: (hex_lines(words, width), width) for name, (words, width) in files.items()}
+
+
+def zero_elements(g: ir.Graph, p: HwParams) -> list[int]:
+    """Per layer, the ROM element that means weight 0: 0, or with sharing the index of 0 in
+    the layer's codebook (0 when the layer has no zero weight)."""
+    if not p.SHARE:
+        return [0] * p.NL
+    out = []
+    for node in dense_layers(g):
+        cb = codebook(g, node, p) if not isinstance(node.op, ir.QAdd) else np.zeros(1)
+        hit = np.flatnonzero(cb == 0)
+        out.append(int(hit[0]) if hit.size else 0)
+    return out

@@ -1,0 +1,142 @@
+"""Sparsity encoding of the weight ROM: the rows of the non-zero tiles the tiler keeps, stored
+raw or as a bitmap, per layer, and decoded by hw/sparse_decoder.v at one row per cycle.
+
+A tile row is C elements of w bits (w = wbits, or the --share-bits index width). Formats, LSB
+first in the stream:
+- raw: the C elements, column j at [j*w +: w] (the unencoded ROM word);
+- bitmap: a C-bit mask, bit j set when column j is not the layer's zero element (0, or with
+  sharing the index of 0 in the layer's codebook), then the set columns' elements in column
+  order, w bits each: C + nnz * w bits.
+Tile padding (rows past k_rows, columns past n_cols) is the zero element in a bitmap row.
+
+Options (``--encode``): raw (every layer raw, the plain addressable ROM, no decoder), bitmap
+(every layer), auto (bitmap for a layer only where it stores fewer bits than raw; if no layer
+gains, exactly the raw design). bench/sparsity_encoding.py measured the candidates; run-length
+coding (EIE's 4-bit relative index) needs > ~85 % sparsity to beat the bitmap and a serial
+prefix over run fields to place a row's values in one cycle, so it is not a format here.
+
+The encoded ROM is one bit stream: every row of every scheduled tile in schedule order (the
+order the weight loader reads them, once per inference), concatenated without alignment and cut
+into words of ``width`` = the longest row (the last word zero padded). Why the decoder keeps
+the array's load rate, so the cycle model is unchanged, is in hw/sparse_decoder.v.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgehls.errors import OptionError
+
+OPTIONS = ("auto", "raw", "bitmap")
+FORMATS = ("raw", "bitmap")
+
+
+def check(option: str) -> str:
+    if option not in OPTIONS:
+        raise OptionError(f"--encode {option!r}: choose one of {', '.join(OPTIONS)}")
+    return option
+
+
+def row_bits(row: np.ndarray, fmt: str, zero: int, w: int) -> int:
+    c = row.size
+    return c * w if fmt == "raw" else c + int((row != zero).sum()) * w
+
+
+def row_chunks(row: np.ndarray, fmt: str, zero: int, w: int) -> list[tuple[int, int]]:
+    """The row as (value, width) pairs, LSB first."""
+    if fmt == "raw":
+        return [(int(v), w) for v in row]
+    nz = row != zero
+    mask = sum(1 << j for j in np.flatnonzero(nz))
+    return [(mask, row.size)] + [(int(v), w) for v in row[nz]]
+
+
+def with_zero_padding(block: np.ndarray, live: np.ndarray, zero: int) -> np.ndarray:
+    return np.where(live, block, zero)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The per-layer formats and the stream they give."""
+
+    formats: tuple[str, ...]  # per layer
+    zeros: tuple[int, ...]  # per layer: the element a clear mask bit stands for
+    layer_bits: tuple[int, ...]  # stream bits of each layer's rows
+    raw_bits: tuple[int, ...]  # the same rows unencoded
+    width: int  # stream word width; 0 when every layer is raw (plain ROM, no decoder)
+    words: tuple[int, ...]
+
+    @property
+    def encoded(self) -> bool:
+        return self.width > 0
+
+
+def plan(option: str, blocks: Sequence[tuple[int, np.ndarray, np.ndarray]], zeros: Sequence[int],
+         c: int, w: int) -> Plan:
+    """Choose each layer's format under ``option`` and build the stream.
+
+    ``blocks``: per scheduled tile, (layer, R x C elements, live mask), in schedule order;
+    ``zeros``: per layer, its zero element.
+    """
+    check(option)
+    nl = len(zeros)
+    raw = [0] * nl
+    bitmap = [0] * nl
+    rows = []
+    for layer, block, live in blocks:
+        for row in with_zero_padding(block, live, zeros[layer]):
+            rows.append((layer, row))
+            raw[layer] += row_bits(row, "raw", zeros[layer], w)
+            bitmap[layer] += row_bits(row, "bitmap", zeros[layer], w)
+    if option == "raw":
+        formats = ["raw"] * nl
+    elif option == "bitmap":
+        formats = ["bitmap"] * nl
+    else:
+        formats = ["bitmap" if b < r else "raw" for b, r in zip(bitmap, raw, strict=True)]
+    if "bitmap" not in formats:
+        return Plan(tuple(formats), tuple(zeros), tuple(raw), tuple(raw), 0, ())
+    chunks = [row_chunks(row, formats[layer], zeros[layer], w) for layer, row in rows]
+    width = max(sum(n for _, n in ch) for ch in chunks)
+    bits = [bitmap[i] if f == "bitmap" else raw[i] for i, f in enumerate(formats)]
+    return Plan(tuple(formats), tuple(zeros), tuple(bits), tuple(raw), width,
+                tuple(pack_stream([x for ch in chunks for x in ch], width)))
+
+
+def pack_stream(chunks: list[tuple[int, int]], width: int) -> list[int]:
+    """(value, bits) pairs, two's complement, concatenated LSB first and cut into words."""
+    stream, pos = 0, 0
+    for value, n in chunks:
+        stream |= (int(value) & ((1 << n) - 1)) << pos
+        pos += n
+    count = max(1, -(-pos // width))
+    mask = (1 << width) - 1
+    return [(stream >> (i * width)) & mask for i in range(count)]
+
+
+def decode(words: Sequence[int], width: int, layers: Sequence[int], formats: Sequence[str],
+           zeros: Sequence[int], c: int, w: int) -> list[list[int]]:
+    """Reference model of hw/sparse_decoder.v's output: the rows of the stream, one per entry
+    of ``layers`` (the layer of each row loaded, in order), elements as unsigned w-bit fields."""
+    stream = sum(int(x) << (i * width) for i, x in enumerate(words))
+    pos, out = 0, []
+    fmask = (1 << w) - 1
+    for layer in layers:
+        if formats[layer] == "raw":
+            out.append([(stream >> (pos + j * w)) & fmask for j in range(c)])
+            pos += c * w
+            continue
+        mask = (stream >> pos) & ((1 << c) - 1)
+        pos += c
+        row = []
+        for j in range(c):
+            if mask >> j & 1:
+                row.append((stream >> pos) & fmask)
+                pos += w
+            else:
+                row.append(zeros[layer] & fmask)
+        out.append(row)
+    return out
