@@ -57,7 +57,7 @@ def costs(model: Path, opts: pipeline.Options) -> tuple[list[str], dict[str, lis
             out["raw"][layer] += encode.row_bits(row, "raw", z, w)
             out["bitmap"][layer] += encode.row_bits(row, "bitmap", z, w)
             out["rle"][layer] += rle_bits(row, z, w)
-    auto = encode.plan("auto", blocks, zeros, s.C, w)
+    auto = encode.plan("auto", blocks, zeros, w)
     out["auto"] = list(auto.layer_bits)
     if auto.encoded:  # the final word's padding is stored too
         out["auto"][-1] += len(auto.words) * auto.width - sum(auto.layer_bits)

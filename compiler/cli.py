@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import edgehls
-from edgehls import frontend, pipeline, synth
+from edgehls import encode, frontend, pipeline, synth
 from edgehls.errors import EdgeHLSError
 from edgehls.passes import share
 
@@ -98,6 +98,10 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--compress-config", type=Path, metavar="FILE",
                    help="JSON or YAML: {prune: SPEC, share_bits: B, layers: {NAME: {prune: "
                    "SPEC}}}; layer names as `inspect --after canonicalize` prints them")
+    c.add_argument("--encode", choices=encode.OPTIONS, default="auto",
+                   help="sparsity encoding of the weight ROM: auto (a layer's tile rows as "
+                   "bitmaps where that stores fewer bits, default), raw, or bitmap (every "
+                   "layer); decoded at full rate, cycles unchanged")
     c.add_argument("--clock-mhz", type=float, default=100.0, metavar="F",
                    help="clock constraint written to vivado/ and quartus/ (default 100)")
     c.add_argument("--force", action="store_true", help="overwrite a non-empty output DIR")
@@ -140,7 +144,8 @@ def options(a: argparse.Namespace) -> pipeline.Options:
         input_shape=dict(a.input_shape) if a.input_shape else None,
         clock_mhz=getattr(a, "clock_mhz", 100.0), prune=getattr(a, "prune", None),
         share_bits=getattr(a, "share_bits", None) or 0,
-        compress=pipeline.load_config(config) if config else None)
+        compress=pipeline.load_config(config) if config else None,
+        encode=getattr(a, "encode", "auto"))
 
 
 def cmd_compile(a: argparse.Namespace) -> int:

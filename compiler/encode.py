@@ -75,33 +75,45 @@ class Plan:
 
 
 def plan(option: str, blocks: Sequence[tuple[int, np.ndarray, np.ndarray]], zeros: Sequence[int],
-         c: int, w: int) -> Plan:
+         w: int) -> Plan:
     """Choose each layer's format under ``option`` and build the stream.
 
     ``blocks``: per scheduled tile, (layer, R x C elements, live mask), in schedule order;
-    ``zeros``: per layer, its zero element.
+    ``zeros``: per layer, its zero element; ``w``: element bits.
     """
     check(option)
-    nl = len(zeros)
-    raw = [0] * nl
-    bitmap = [0] * nl
-    rows = []
-    for layer, block, live in blocks:
-        for row in with_zero_padding(block, live, zeros[layer]):
-            rows.append((layer, row))
-            raw[layer] += row_bits(row, "raw", zeros[layer], w)
-            bitmap[layer] += row_bits(row, "bitmap", zeros[layer], w)
-    if option == "raw":
-        formats = ["raw"] * nl
-    elif option == "bitmap":
-        formats = ["bitmap"] * nl
-    else:
+    rows = padded_rows(blocks, zeros)
+    raw, bitmap = ([0] * len(zeros) for _ in range(2))
+    for layer, row in rows:
+        raw[layer] += row_bits(row, "raw", zeros[layer], w)
+        bitmap[layer] += row_bits(row, "bitmap", zeros[layer], w)
+    if option == "auto":
         formats = ["bitmap" if b < r else "raw" for b, r in zip(bitmap, raw, strict=True)]
+    else:
+        formats = [option] * len(zeros)
+    return build(formats, blocks, zeros, w)
+
+
+def padded_rows(blocks: Sequence[tuple[int, np.ndarray, np.ndarray]], zeros: Sequence[int]
+                ) -> list[tuple[int, np.ndarray]]:
+    return [(layer, row) for layer, block, live in blocks
+            for row in with_zero_padding(block, live, zeros[layer])]
+
+
+def build(formats: Sequence[str], blocks: Sequence[tuple[int, np.ndarray, np.ndarray]],
+          zeros: Sequence[int], w: int) -> Plan:
+    """The stream of the rows in ``blocks`` with layer l's rows in ``formats[l]``."""
+    rows = padded_rows(blocks, zeros)
+    raw = [0] * len(zeros)
+    bits = [0] * len(zeros)
+    chunks = []
+    for layer, row in rows:
+        raw[layer] += row_bits(row, "raw", zeros[layer], w)
+        bits[layer] += row_bits(row, formats[layer], zeros[layer], w)
+        chunks.append(row_chunks(row, formats[layer], zeros[layer], w))
     if "bitmap" not in formats:
         return Plan(tuple(formats), tuple(zeros), tuple(raw), tuple(raw), 0, ())
-    chunks = [row_chunks(row, formats[layer], zeros[layer], w) for layer, row in rows]
     width = max(sum(n for _, n in ch) for ch in chunks)
-    bits = [bitmap[i] if f == "bitmap" else raw[i] for i, f in enumerate(formats)]
     return Plan(tuple(formats), tuple(zeros), tuple(bits), tuple(raw), width,
                 tuple(pack_stream([x for ch in chunks for x in ch], width)))
 

@@ -13,7 +13,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from edgehls import codegen, frontend, golden, ir, numerics, report, romgen, tiler
+from edgehls import codegen, encode, frontend, golden, ir, numerics, report, romgen, tiler
 from edgehls.errors import DataError, OptionError, OutputError, PassError
 from edgehls.passes import prune, share
 from edgehls.passes.canonicalize import Canonicalize
@@ -42,6 +42,7 @@ class Options:
     prune: str | None = None  # "MODE:SPARSITY" (edgehls.passes.prune)
     share_bits: int = 0  # 0: no weight sharing
     compress: dict | None = None  # the --compress-config file, parsed
+    encode: str = "auto"  # sparsity encoding of the weight ROM (edgehls.encode.OPTIONS)
 
 
 def passes(opts: Options) -> list[Pass]:
@@ -243,11 +244,12 @@ def compile_model(model: Path, out: Path, opts: Options, force: bool = False) ->
     numerics.check_bits("--wbits", opts.wbits)
     numerics.check_bits("--abits", opts.abits)
     pipe = passes(opts)  # bad compression settings fail before the model is read
+    encode.check(opts.encode)
     g_float = frontend.load(model, opts.input_shape)
     g_canon = run_passes(g_float, pipe[:1])
     g = run_passes(g_canon, pipe[1:])
     sched = tiler.schedule(g, r, c)
-    hw = romgen.hw_params(g, sched)
+    hw = romgen.hw_params(g, sched, opts.encode)
     x = golden_samples(g, opts)
     x_q = golden.quantize_input(g, x)
     y_q = golden.run_int_samples(g, x_q)
