@@ -158,6 +158,12 @@ def hw_params(g: ir.Graph, s: Schedule, encoding: str = "raw") -> HwParams:
                    ZERO=pack([(z, w) for z in ep.zeros]))
 
 
+def stream_plan(g: ir.Graph, s: Schedule, p: HwParams) -> encode.Plan:
+    """The weight stream with the per-layer formats ``p`` was built with."""
+    formats = ["bitmap" if p.BITMAP >> i & 1 else "raw" for i in range(p.NL)]
+    return encode.build(formats, weight_blocks(g, s, p), zero_elements(g, p), p.SHARE or p.WW)
+
+
 def encoding_plan(g: ir.Graph, s: Schedule, p: HwParams, encoding: str) -> encode.Plan:
     """The weight stream under --encode ``encoding`` (edgehls.encode)."""
     return encode.plan(encoding, weight_blocks(g, s, p), zero_elements(g, p), p.SHARE or p.WW)
@@ -229,9 +235,7 @@ def weight_words(g: ir.Graph, s: Schedule, p: HwParams) -> list[int]:
     """One word per tile row: column j's weight (or codebook index) at bits [j*w +: w]; with
     sparsity encoding (p.EW), the encoded stream's words."""
     if p.EW:
-        formats = ["bitmap" if p.BITMAP >> i & 1 else "raw" for i in range(p.NL)]
-        return list(encode.build(formats, weight_blocks(g, s, p), zero_elements(g, p),
-                                 p.SHARE or p.WW).words)
+        return list(stream_plan(g, s, p).words)
     width = p.SHARE or p.WW
     words = [pack([(v, width) for v in row])
              for _, block, _ in weight_blocks(g, s, p) for row in block]
