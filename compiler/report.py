@@ -149,12 +149,12 @@ def markdown(rep: dict[str, Any]) -> str:
     lines.append(f"| **total** | | {t['macs']} | {t['tiles']} ({t['skipped_tiles']}) | "
                  f"{t['predicted_cycles']} | {t['utilization']:.1%} | | {t['weight_bits_raw']} | "
                  f"{t['weight_bits_quantized']} | {t['weight_bits_pruned']} | "
-                 f"{t['weight_bits_unencoded']} | | {t['weight_bits_stored']} |")
+                 f"{t.get('weight_bits_unencoded', '')} | | {t['weight_bits_stored']} |")
     lines += ["", f"Weight compression: {t['compression']:.1f}x fewer bits than float32 "
               f"({t['weight_rom_bits']} bits in rom/weights.hex"
               + (" + rom/codebook.hex" if "codebook.hex" in t["rom_bits"] else "") + ")."]
     bitmaps = [ly["name"] for ly in rep["layers"] if ly["encoding"] == "bitmap"]
-    lines += ["", f"Sparsity encoding (--encode {rep['encode']}): "
+    lines += ["", f"Sparsity encoding (--encode {rep.get('encode', 'raw')}): "
               + (f"{len(bitmaps)} of {len(rep['layers'])} layers store tile rows as bitmaps "
                  f"({', '.join(bitmaps)}); {t['weight_bits_stored']} bits stored against "
                  f"{t['weight_bits_unencoded']} unencoded "
@@ -188,7 +188,8 @@ def manifest(g: ir.Graph, s: Schedule, p: HwParams, source: str, opts: Any,
                       "input": "s_axis (one element a beat, NHWC order)",
                       "output": "m_axis (one element a beat, tlast on the last)"},
         "hw": {k: getattr(p, k) for k in ("R", "C", "B", "AW", "WW", "ACC_W", "ADEPTH",
-                                          "MDEPTH", "NT", "WDEPTH", "PDEPTH")},
+                                          "MDEPTH", "NT", "WDEPTH", "PDEPTH", "EW",
+                                          "EDEPTH")},
         "schedule": {"tiles": len(s.tiles), "layers": len(s.layers),
                      "predicted_cycles": s.total_cycles, "drain_cycles": drain(s.R, s.C),
                      "layer_cycles": s.layer_cycles()},
