@@ -10,7 +10,11 @@ indices with --share-bits, of every tile the tiler keeps) are costed as:
 "best" is the cheapest format per layer; "auto" is what edgehls's --encode auto stores (bitmap
 where it beats raw, else raw, plus the final word's padding).
 
-    .venv/bin/python bench/sparsity_encoding.py [--pe 8x8]
+With --simulate, each model (pruned 75 %, the digits MLP also shared) is compiled with
+--encode raw and --encode auto and simulated in Icarus: cycles measured against predicted, and
+bit-exactness, for both.
+
+    .venv/bin/python bench/sparsity_encoding.py [--pe 8x8] [--simulate]
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgehls import encode, frontend, numerics, pipeline, romgen, tiler
+from edgehls import encode, frontend, numerics, pipeline, romgen, simulate, tiler
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -67,6 +71,8 @@ def costs(model: Path, opts: pipeline.Options) -> tuple[list[str], dict[str, lis
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--pe", default="8x8")
+    ap.add_argument("--simulate", action="store_true",
+                    help="also compile and simulate raw vs auto (about a minute)")
     a = ap.parse_args()
     pe = tuple(int(x) for x in a.pe.split("x"))
     work = Path("build/bench_sparsity")
@@ -109,6 +115,26 @@ def main() -> None:
     for name, prune, share, v in totals:
         print(f"| {name} | {prune or '-'} | {share or '-'} | " + " | ".join(map(str, v))
               + f" | {v[3] / v[0]:.3f} | {v[2] / v[1]:.3f} |")
+    if a.simulate:
+        runs = [("compressed_digits", cases[0][1], None, calib, 3),
+                ("digits_mlp", digits / "model.onnx", "unstructured:0.75", calib, 0),
+                ("digits_mlp", digits / "model.onnx", "unstructured:0.75", calib, 4),
+                ("ds_cnn_small", dscnn, "unstructured:0.75", None, 0),
+                ("resnet8_small", resnet, "unstructured:0.75", None, 0)]
+        print(f"\nIcarus at --pe {a.pe}, 4 samples each:\n")
+        print("| model | prune | share | encode | weight ROM bits | predicted | measured "
+              "| bit-exact |")
+        print("| --- | --- | ---: | --- | ---: | ---: | ---: | --- |")
+        for name, model, prune, cal, share in runs:
+            for enc in ("raw", "auto"):
+                out = work / f"{name}-{prune}-{share}-{enc}"
+                opts = pipeline.Options(pe=pe, prune=prune, share_bits=share, calib=cal,
+                                        samples=4, encode=enc)
+                rep = pipeline.compile_model(model, out, opts, force=True)
+                res = simulate.simulate(out)
+                print(f"| {name} | {prune or '-'} | {share or '-'} | {enc} | "
+                      f"{rep['total']['weight_rom_bits']} | {res['predicted_cycles']} | "
+                      f"{res['cycles']} | {res['passed'] and res['mismatches'] == 0} |")
 
 
 if __name__ == "__main__":
