@@ -4,11 +4,12 @@ For each model and compression setting, the rows edgehls loads (C weights, or C 
 indices with --share-bits, of every tile the tiler keeps) are costed as:
 - raw: C * w bits (what the ROM stores without encoding);
 - bitmap: a C-bit mask + the non-zeros, C + nnz * w;
+- bitmap-z: a 1-bit non-empty flag, then (if set) the bitmap row: 1, or 1 + C + nnz * w;
 - rle: EIE-style relative indices within the row: a clog2(C+1)-bit entry count, then per
   non-zero a 4-bit count of zeros before it and its w-bit value (a run of more than 15 zeros
   spends an extra entry: a zero value with run 15);
-"best" is the cheapest format per layer; "auto" is what edgehls's --encode auto stores (bitmap
-where it beats raw, else raw, plus the final word's padding).
+"best" is the cheapest format per layer; "auto" is what edgehls's --encode auto stores (per
+layer the cheapest of raw, bitmap and bitmap-z, plus the stream's final-word padding).
 
 With --simulate, each model (pruned 75 %, the digits MLP also shared) is compiled with
 --encode raw and --encode auto and simulated in Icarus: cycles measured against predicted, and
@@ -53,13 +54,14 @@ def costs(model: Path, opts: pipeline.Options) -> tuple[list[str], dict[str, lis
     zeros = romgen.zero_elements(g, p)
     w = p.SHARE or p.WW
     names = [ly.name for ly in s.layers]
-    out = {k: [0] * len(names) for k in ("raw", "bitmap", "rle")}
+    out = {k: [0] * len(names) for k in ("raw", "bitmap", "bitmap-z", "rle")}
     blocks = romgen.weight_blocks(g, s, p)
     for layer, block, live in blocks:
         z = zeros[layer]
         for row in encode.with_zero_padding(block, live, z):
             out["raw"][layer] += encode.row_bits(row, "raw", z, w)
             out["bitmap"][layer] += encode.row_bits(row, "bitmap", z, w)
+            out["bitmap-z"][layer] += encode.row_bits(row, "bitmap-z", z, w)
             out["rle"][layer] += rle_bits(row, z, w)
     auto = encode.plan("auto", blocks, zeros, w)
     out["auto"] = list(auto.layer_bits)
@@ -92,7 +94,7 @@ def main() -> None:
               for s in sparsities]
     cases += [("ds_cnn_small", dscnn, f"unstructured:{s}", None, (0,)) for s in sparsities]
     cases += [("resnet8_small", resnet, f"unstructured:{s}", None, (0,)) for s in sparsities]
-    kinds = ("raw", "bitmap", "rle", "auto")
+    kinds = ("raw", "bitmap", "bitmap-z", "rle", "auto")
     print(f"--pe {a.pe}; bits per layer (and total); 'best' = cheapest row format\n")
     print(f"| model | prune | share | layer | {' | '.join(kinds)} | best | auto/raw |")
     print("| --- | --- | ---: | --- |" + " ---: |" * (len(kinds) + 2))
@@ -106,15 +108,15 @@ def main() -> None:
             rows.append(("**total**", [sum(c[k]) for k in kinds]))
             totals.append((name, prune, share, rows[-1][1]))
             for ly, v in rows:
-                best = kinds[int(np.argmin(v[:3]))]
+                best = kinds[int(np.argmin(v[:4]))]
                 print(f"| {name} | {prune or '-'} | {share or '-'} | {ly} | "
-                      + " | ".join(str(x) for x in v) + f" | {best} | {v[3] / v[0]:.3f} |")
+                      + " | ".join(str(x) for x in v) + f" | {best} | {v[4] / v[0]:.3f} |")
     print("\nTotals only:\n")
-    print(f"| model | prune | share | {' | '.join(kinds)} | auto/raw | rle/bitmap |")
+    print(f"| model | prune | share | {' | '.join(kinds)} | auto/raw | rle/bitmap-z |")
     print("| --- | --- | ---: |" + " ---: |" * (len(kinds) + 2))
     for name, prune, share, v in totals:
         print(f"| {name} | {prune or '-'} | {share or '-'} | " + " | ".join(map(str, v))
-              + f" | {v[3] / v[0]:.3f} | {v[2] / v[1]:.3f} |")
+              + f" | {v[4] / v[0]:.3f} | {v[3] / v[2]:.3f} |")
     if a.simulate:
         runs = [("compressed_digits", cases[0][1], None, calib, 3),
                 ("digits_mlp", digits / "model.onnx", "unstructured:0.75", calib, 0),
@@ -132,7 +134,8 @@ def main() -> None:
                                         samples=4, encode=enc)
                 rep = pipeline.compile_model(model, out, opts, force=True)
                 res = simulate.simulate(out)
-                print(f"| {name} | {prune or '-'} | {share or '-'} | {enc} | "
+                fmts = "/".join(sorted({ly["encoding"] for ly in rep["layers"]}))
+                print(f"| {name} | {prune or '-'} | {share or '-'} | {enc}: {fmts} | "
                       f"{rep['total']['weight_rom_bits']} | {res['predicted_cycles']} | "
                       f"{res['cycles']} | {res['passed'] and res['mismatches'] == 0} |")
 

@@ -77,7 +77,7 @@ def write(g: ir.Graph, s: Schedule, p: HwParams, out: Path, source: str,
         version=edgehls.__version__, source=source, top=TOP, params=params,
         core_params=[(k, v) for k, v in params if k in CORE_PARAMS],
         in_tw=sp["IN_TW"], out_tw=sp["OUT_TW"], C=s.C, rom_dir="rom/", share=p.SHARE,
-        encoded=bool(p.EW), bitmap=f"{nsel}'h{p.BITMAP:x}",
+        encoded=bool(p.EW), bitmap=f"{nsel}'h{p.BITMAP:x}", empty=f"{nsel}'h{p.EMPTY:x}",
         zero=f"{nsel * (p.SHARE or p.WW)}'h{p.ZERO:x}")
     (rtl / f"{TOP}.v").write_text(top)
     roms = rom_images(g, s, p)

@@ -6,14 +6,19 @@ first in the stream:
 - raw: the C elements, column j at [j*w +: w] (the unencoded ROM word);
 - bitmap: a C-bit mask, bit j set when column j is not the layer's zero element (0, or with
   sharing the index of 0 in the layer's codebook), then the set columns' elements in column
-  order, w bits each: C + nnz * w bits.
+  order, w bits each: C + nnz * w bits;
+- bitmap-z: a 1-bit flag, 0 for a row of zero elements (1 bit in all), else 1 then the bitmap
+  row: 1 + C + nnz * w. Pays where whole rows are zero: pruned input channels, a depthwise
+  layer's block-diagonal tiles, the padding rows of a layer with fewer than R input channels.
 Tile padding (rows past k_rows, columns past n_cols) is the zero element in a bitmap row.
 
-Options (``--encode``): raw (every layer raw, the plain addressable ROM, no decoder), bitmap
-(every layer), auto (bitmap for a layer only where it stores fewer bits than raw; if no layer
-gains, exactly the raw design). bench/sparsity_encoding.py measured the candidates; run-length
-coding (EIE's 4-bit relative index) needs > ~85 % sparsity to beat the bitmap and a serial
-prefix over run fields to place a row's values in one cycle, so it is not a format here.
+Options (``--encode``): raw (every layer raw, the plain addressable ROM, no decoder), bitmap or
+bitmap-z (every layer), auto (per layer the format storing the fewest bits, raw unless another
+stores strictly fewer; if no layer gains, exactly the raw design). bench/sparsity_encoding.py
+measured the candidates: run-length coding (EIE's 4-bit relative index) beats the plain bitmap
+only on very sparse or mostly-padding layers, bitmap-z beats it there too (it spends one bit on
+an empty row), and placing a row's values from run fields needs a serial prefix sum where a
+bitmap needs a popcount, so run-length is not a format here.
 
 The encoded ROM is one bit stream: every row of every scheduled tile in schedule order (the
 order the weight loader reads them, once per inference), concatenated without alignment and cut
@@ -30,8 +35,8 @@ import numpy as np
 
 from edgehls.errors import OptionError
 
-OPTIONS = ("auto", "raw", "bitmap")
-FORMATS = ("raw", "bitmap")
+FORMATS = ("raw", "bitmap", "bitmap-z")
+OPTIONS = ("auto", *FORMATS)
 
 
 def check(option: str) -> str:
@@ -41,8 +46,12 @@ def check(option: str) -> str:
 
 
 def row_bits(row: np.ndarray, fmt: str, zero: int, w: int) -> int:
-    c = row.size
-    return c * w if fmt == "raw" else c + int((row != zero).sum()) * w
+    c, nnz = row.size, int((row != zero).sum())
+    if fmt == "raw":
+        return c * w
+    if fmt == "bitmap-z":
+        return 1 + c + nnz * w if nnz else 1
+    return c + nnz * w
 
 
 def row_chunks(row: np.ndarray, fmt: str, zero: int, w: int) -> list[tuple[int, int]]:
@@ -50,8 +59,11 @@ def row_chunks(row: np.ndarray, fmt: str, zero: int, w: int) -> list[tuple[int, 
     if fmt == "raw":
         return [(int(v), w) for v in row]
     nz = row != zero
-    mask = sum(1 << j for j in np.flatnonzero(nz))
-    return [(mask, row.size)] + [(int(v), w) for v in row[nz]]
+    if fmt == "bitmap-z" and not nz.any():
+        return [(0, 1)]
+    mask = sum(1 << int(j) for j in np.flatnonzero(nz))
+    flag = [(1, 1)] if fmt == "bitmap-z" else []
+    return flag + [(mask, row.size)] + [(int(v), w) for v in row[nz]]
 
 
 def with_zero_padding(block: np.ndarray, live: np.ndarray, zero: int) -> np.ndarray:
@@ -83,12 +95,12 @@ def plan(option: str, blocks: Sequence[tuple[int, np.ndarray, np.ndarray]], zero
     """
     check(option)
     rows = padded_rows(blocks, zeros)
-    raw, bitmap = ([0] * len(zeros) for _ in range(2))
+    bits = {f: [0] * len(zeros) for f in FORMATS}
     for layer, row in rows:
-        raw[layer] += row_bits(row, "raw", zeros[layer], w)
-        bitmap[layer] += row_bits(row, "bitmap", zeros[layer], w)
-    if option == "auto":
-        formats = ["bitmap" if b < r else "raw" for b, r in zip(bitmap, raw, strict=True)]
+        for f in FORMATS:
+            bits[f][layer] += row_bits(row, f, zeros[layer], w)
+    if option == "auto":  # min() keeps the first of equals: raw, then bitmap
+        formats = [min(FORMATS, key=lambda f, i=i: bits[f][i]) for i in range(len(zeros))]
     else:
         formats = [option] * len(zeros)
     return build(formats, blocks, zeros, w)
@@ -111,7 +123,7 @@ def build(formats: Sequence[str], blocks: Sequence[tuple[int, np.ndarray, np.nda
         raw[layer] += row_bits(row, "raw", zeros[layer], w)
         bits[layer] += row_bits(row, formats[layer], zeros[layer], w)
         chunks.append(row_chunks(row, formats[layer], zeros[layer], w))
-    if "bitmap" not in formats:
+    if set(formats) == {"raw"}:
         return Plan(tuple(formats), tuple(zeros), tuple(raw), tuple(raw), 0, ())
     width = max(sum(n for _, n in ch) for ch in chunks)
     return Plan(tuple(formats), tuple(zeros), tuple(bits), tuple(raw), width,
@@ -141,6 +153,11 @@ def decode(words: Sequence[int], width: int, layers: Sequence[int], formats: Seq
             out.append([(stream >> (pos + j * w)) & fmask for j in range(c)])
             pos += c * w
             continue
+        if formats[layer] == "bitmap-z":
+            pos += 1
+            if not (stream >> (pos - 1)) & 1:
+                out.append([zeros[layer] & fmask] * c)
+                continue
         mask = (stream >> pos) & ((1 << c) - 1)
         pos += c
         row = []

@@ -153,7 +153,8 @@ def markdown(rep: dict[str, Any]) -> str:
     lines += ["", f"Weight compression: {t['compression']:.1f}x fewer bits than float32 "
               f"({t['weight_rom_bits']} bits in rom/weights.hex"
               + (" + rom/codebook.hex" if "codebook.hex" in t["rom_bits"] else "") + ")."]
-    bitmaps = [ly["name"] for ly in rep["layers"] if ly["encoding"] == "bitmap"]
+    bitmaps = [f"{ly['name']} {ly['encoding']}" for ly in rep["layers"]
+               if ly["encoding"] != "raw"]
     lines += ["", f"Sparsity encoding (--encode {rep.get('encode', 'raw')}): "
               + (f"{len(bitmaps)} of {len(rep['layers'])} layers store tile rows as bitmaps "
                  f"({', '.join(bitmaps)}); {t['weight_bits_stored']} bits stored against "

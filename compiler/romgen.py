@@ -41,6 +41,7 @@ class HwParams:
     EW: int = 0  # encoded ROM word width
     EDEPTH: int = 1  # encoded ROM words
     BITMAP: int = 0  # bit l: layer l's rows are bitmaps
+    EMPTY: int = 0  # bit l: layer l's bitmap rows start with a non-empty flag (bitmap-z)
     ZERO: int = 0  # layer l's zero element at bits [l*w +: w], w = SHARE or WW
     MB: int = numerics.MULT_BITS
     SB: int = numerics.SHIFT_BITS
@@ -154,13 +155,15 @@ def hw_params(g: ir.Graph, s: Schedule, encoding: str = "raw") -> HwParams:
         return p
     w = p.SHARE or p.WW
     return replace(p, EW=ep.width, EDEPTH=len(ep.words),
-                   BITMAP=sum(1 << i for i, f in enumerate(ep.formats) if f == "bitmap"),
+                   BITMAP=sum(1 << i for i, f in enumerate(ep.formats) if f != "raw"),
+                   EMPTY=sum(1 << i for i, f in enumerate(ep.formats) if f == "bitmap-z"),
                    ZERO=pack([(z, w) for z in ep.zeros]))
 
 
 def stream_plan(g: ir.Graph, s: Schedule, p: HwParams) -> encode.Plan:
     """The weight stream with the per-layer formats ``p`` was built with."""
-    formats = ["bitmap" if p.BITMAP >> i & 1 else "raw" for i in range(p.NL)]
+    formats = [("bitmap-z" if p.EMPTY >> i & 1 else "bitmap") if p.BITMAP >> i & 1 else "raw"
+               for i in range(p.NL)]
     return encode.build(formats, weight_blocks(g, s, p), zero_elements(g, p), p.SHARE or p.WW)
 
 

@@ -6,7 +6,8 @@
 // The ROM is one bit stream: the rows of every scheduled tile in schedule order (the order the
 // weight loader asks for them, once per inference), concatenated without alignment. A layer's
 // row is raw (C elements, column j at [j*W +: W]) or a bitmap (a C-bit mask, then the elements
-// of the set columns in column order; a clear column is the layer's ZERO element). EW, the ROM
+// of the set columns in column order; a clear column is the layer's ZERO element), optionally
+// behind a 1-bit flag (0: the whole row is ZERO and the flag is all it stores). EW, the ROM
 // word, is at least the longest row.
 //
 // Full rate: a row is decoded combinationally from the head of a 3*EW-bit buffer in the cycle
@@ -23,10 +24,11 @@
 // Parameters:
 //   C       elements per row (the array's columns)
 //   W       element width (weight bits, or --share-bits index bits)
-//   EW      ROM word width, >= the longest row (C + C*W bounds a bitmap row, C*W a raw one)
+//   EW      ROM word width, >= the longest row (1 + C + C*W bounds a bitmap row, C*W a raw one)
 //   DEPTH   ROM words
 //   CSW     layer-select width; layers 0 .. 2**CSW - 1
 //   BITMAP  bit l set: layer l's rows are bitmaps, else raw
+//   EMPTY   bit l set: layer l's bitmap rows start with the non-empty flag
 //   ZERO    layer l's zero element at [l*W +: W] (0, or the index of 0 in its codebook)
 //   AW      ROM address width (derived)
 /* verilator lint_off DECLFILENAME */  // files are named after the block, modules edgehls_*
@@ -37,6 +39,7 @@ module edgehls_sparse_decoder #(
     parameter integer DEPTH = 16,
     parameter integer CSW = 1,
     parameter [(1 << CSW) - 1:0] BITMAP = 1,
+    parameter [(1 << CSW) - 1:0] EMPTY = 0,
     parameter [(1 << CSW) * W - 1:0] ZERO = 0,
     parameter integer AW = (DEPTH > 1) ? $clog2(DEPTH) : 1
 ) (
@@ -49,8 +52,10 @@ module edgehls_sparse_decoder #(
     input  wire [CSW-1:0] layer,
     output reg  [C*W-1:0] row
 );
-    localparam integer CAP = 3 * EW;
-    localparam integer FW = $clog2(CAP + 1);
+    localparam integer CAP = 3 * EW;  // the most bits the buffer ever holds
+    localparam integer LONG = 1 + C + C * W;  // the widest window a row is decoded from
+    localparam integer BW = (CAP > LONG) ? CAP : LONG;  // buffer width
+    localparam integer FW = $clog2(BW + 1);  // fill and row-length width
     localparam integer NW = $clog2(C + 1);
     localparam [31:0] EW32 = EW;
     localparam [31:0] EW2_32 = 2 * EW;
@@ -59,14 +64,16 @@ module edgehls_sparse_decoder #(
     localparam [31:0] RAW32 = C * W;
     localparam [31:0] LAST32 = DEPTH - 1;
 
-    reg  [CAP-1:0] sbuf;  // bits [fill-1:0] are the stream's next bits, the rest are zero
+    reg  [BW-1:0]  sbuf;  // bits [fill-1:0] are the stream's next bits, the rest are zero
     reg  [FW-1:0]  fill;
     reg            inflight;
     reg  [AW-1:0]  ptr;
 
     wire           is_bitmap = BITMAP[layer];
-    wire [C-1:0]   mask = sbuf[C-1:0];
-    wire [C*W-1:0] payload = sbuf[C +: C*W];
+    wire           has_flag = is_bitmap && EMPTY[layer];
+    wire           empty = has_flag && !sbuf[0];
+    wire [C-1:0]   mask = empty ? {C{1'b0}} : has_flag ? sbuf[1 +: C] : sbuf[0 +: C];
+    wire [C*W-1:0] payload = has_flag ? sbuf[C + 1 +: C*W] : sbuf[C +: C*W];
     reg  [NW-1:0]  nnz;
     reg  [FW-1:0]  len;
     integer j;
@@ -78,22 +85,24 @@ module edgehls_sparse_decoder #(
             else row[j*W +: W] = ZERO[layer*W +: W];
             nnz = nnz + {{(NW - 1){1'b0}}, mask[j]};
         end
-        len = is_bitmap ? C32[FW-1:0] + {{(FW - NW){1'b0}}, nnz} * W32[FW-1:0]
-                        : RAW32[FW-1:0];
+        if (!is_bitmap) len = RAW32[FW-1:0];
+        else if (empty) len = {{(FW - 1){1'b0}}, 1'b1};
+        else len = C32[FW-1:0] + {{(FW - 1){1'b0}}, has_flag}
+                   + {{(FW - NW){1'b0}}, nnz} * W32[FW-1:0];
     end
 
     wire [FW-1:0]  used = load ? len : {FW{1'b0}};
     wire [FW-1:0]  left = fill - used;
     wire [FW-1:0]  fill_n = left + (inflight ? EW32[FW-1:0] : {FW{1'b0}});
     wire           req = (fill_n <= EW2_32[FW-1:0]);
-    wire [CAP-1:0] kept = sbuf >> used;
-    wire [CAP-1:0] word = {{(CAP - EW){1'b0}}, rom_data} << left;
+    wire [BW-1:0]  kept = sbuf >> used;
+    wire [BW-1:0]  word = {{(BW - EW){1'b0}}, rom_data} << left;
 
     assign rom_addr = ptr;
 
     always @(posedge clk) begin
         if (!rst_n || restart) begin
-            sbuf <= {CAP{1'b0}};
+            sbuf <= {BW{1'b0}};
             fill <= {FW{1'b0}};
             inflight <= 1'b0;
             ptr <= {AW{1'b0}};

@@ -23,6 +23,10 @@ def test_row_formats():
     assert encode.row_chunks(row, "raw", 0, 4) == [(0, 4), (5, 4), (0, 4), (-1, 4)]
     # with sharing the zero element is the index of 0 in the codebook, not 0
     assert encode.row_bits(np.array([3, 3, 1, 3]), "bitmap", 3, 3) == 4 + 3
+    # bitmap-z: one bit for an empty row, else a set flag and the bitmap row
+    assert encode.row_bits(np.zeros(4, int), "bitmap-z", 0, 4) == 1
+    assert encode.row_chunks(np.zeros(4, int), "bitmap-z", 0, 4) == [(0, 1)]
+    assert encode.row_chunks(row, "bitmap-z", 0, 4) == [(1, 1), (0b1010, 4), (5, 4), (-1, 4)]
 
 
 def _blocks(dense: np.ndarray, sparse: np.ndarray) -> list:
@@ -43,6 +47,16 @@ def test_auto_encodes_only_where_it_saves_bits():
     assert forced.width == 18
     none = encode.plan("auto", _blocks(dense, dense), [0, 0], 8)
     assert not none.encoded and none.words == () and none.layer_bits == none.raw_bits
+
+
+def test_auto_takes_bitmap_z_where_rows_are_empty():
+    empty_rows = np.array([[0, 0], [0, 0], [0, 0], [5, 0]])
+    live = np.ones((4, 2), bool)
+    p = encode.plan("auto", [(0, empty_rows, live)], [0], 8)
+    assert p.formats == ("bitmap-z",)
+    assert p.layer_bits == (3 + 1 + 2 + 8,) and p.raw_bits == (64,)
+    assert encode.decode(p.words, p.width, [0] * 4, p.formats, p.zeros, 2, 8) == [
+        [0, 0], [0, 0], [0, 0], [5, 0]]
 
 
 def test_padding_is_the_zero_element():
@@ -69,16 +83,17 @@ def test_cli_rejects_an_unknown_encoding(capsys, tmp_path):
     assert "rle" in msg
 
 
-@pytest.mark.parametrize(("prune", "share"), [("unstructured:0.7", 0), ("global:0.8", 3)])
-def test_rom_on_disk_decodes_to_the_raw_rows(tmp_path, prune, share):
+@pytest.mark.parametrize(("prune", "share", "fmt"), [("unstructured:0.7", 0, "bitmap"),
+                                                     ("global:0.8", 3, "bitmap"),
+                                                     ("global:0.8", 3, "bitmap-z")])
+def test_rom_on_disk_decodes_to_the_raw_rows(tmp_path, prune, share, fmt):
     model = save(mlp([13, 11, 7], seed=15), tmp_path / "m.onnx")
-    opts = pipeline.Options(pe=(3, 5), samples=1, prune=prune, share_bits=share,
-                            encode="bitmap")
+    opts = pipeline.Options(pe=(3, 5), samples=1, prune=prune, share_bits=share, encode=fmt)
     out = tmp_path / "design"
     pipeline.compile_model(model, out, opts)
     g = pipeline.run_passes(frontend.load(model), pipeline.passes(opts))
     s = tiler.schedule(g, 3, 5)
-    p = romgen.hw_params(g, s, "bitmap")
+    p = romgen.hw_params(g, s, fmt)
     words = [int(x, 16) for x in (out / "rom" / "weights.hex").read_text().split()]
     blocks = romgen.weight_blocks(g, s, p)
     zeros = romgen.zero_elements(g, p)
@@ -86,7 +101,7 @@ def test_rom_on_disk_decodes_to_the_raw_rows(tmp_path, prune, share):
     if share:
         assert any(zeros), "a codebook whose zero is not index 0 exercises ZERO"
     rows = encode.decode(words, p.EW, [ly for ly, _, _ in blocks for _ in range(s.R)],
-                         ("bitmap",) * p.NL, zeros, s.C, w)
+                         (fmt,) * p.NL, zeros, s.C, w)
     want = [[int(v) & ((1 << w) - 1) for v in row]
             for _, row in encode.padded_rows(blocks, zeros)]
     assert rows == want

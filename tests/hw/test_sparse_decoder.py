@@ -26,7 +26,7 @@ module tb_sparse_decoder_top #(
     edgehls_rom #(.W(EW), .DEPTH(DEPTH), .FILE("{hex}")) u_rom (
         .clk(clk), .addr(addr), .data(word));
     edgehls_sparse_decoder #(.C(C), .W(W), .EW(EW), .DEPTH(DEPTH), .CSW(CSW),
-                             .BITMAP({BITMAP}), .ZERO({ZERO})) u_dut (
+                             .BITMAP({BITMAP}), .EMPTY({EMPTY}), .ZERO({ZERO})) u_dut (
         .clk(clk), .rst_n(rst_n), .restart(restart), .rom_addr(addr), .rom_data(word),
         .load(load), .layer(layer), .row(row));
 endmodule
@@ -52,8 +52,9 @@ def blocks(rng: np.random.Generator, r: int, c: int, w: int, zeros: list[int], t
 
 @pytest.mark.parametrize(("r", "c", "w", "formats", "zeros", "gap_p"), [
     (4, 4, 3, ("bitmap", "raw"), (0, 0), 0.0),
-    (3, 8, 4, ("raw", "bitmap", "bitmap"), (0, 5, 0), 0.3),
-    (2, 1, 2, ("bitmap",), (1,), 0.5),
+    (3, 8, 4, ("raw", "bitmap", "bitmap-z"), (0, 5, 0), 0.3),
+    (2, 1, 2, ("bitmap-z",), (1,), 0.5),
+    (4, 16, 8, ("bitmap-z", "bitmap", "raw", "bitmap-z"), (0, 0, 0, 200), 0.1),
 ])
 def test_sparse_decoder(r, c, w, formats, zeros, gap_p, tmp_path: Path) -> None:
     rng = np.random.default_rng(7)
@@ -68,11 +69,13 @@ def test_sparse_decoder(r, c, w, formats, zeros, gap_p, tmp_path: Path) -> None:
     hexfile.write_text(romgen.hex_lines(list(plan.words), plan.width))
     csw = max(1, (len(formats) - 1).bit_length())
     nsel = 1 << csw
-    bitmap = sum(1 << i for i, f in enumerate(formats) if f == "bitmap")
+    bitmap = sum(1 << i for i, f in enumerate(formats) if f != "raw")
+    empty = sum(1 << i for i, f in enumerate(formats) if f == "bitmap-z")
     zero = romgen.pack([(z, w) for z in zeros])
     top = tmp_path / "top.v"
     top.write_text(WRAPPER.format(C=c, W=w, EW=plan.width, DEPTH=len(plan.words), CSW=csw,
                                   hex=hexfile, BITMAP=f"{nsel}'h{bitmap:x}",
+                                  EMPTY=f"{nsel}'h{empty:x}",
                                   ZERO=f"{nsel * w}'h{zero:x}"))
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps({
