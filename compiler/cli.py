@@ -99,9 +99,10 @@ def parser() -> argparse.ArgumentParser:
                    help="JSON or YAML: {prune: SPEC, share_bits: B, layers: {NAME: {prune: "
                    "SPEC}}}; layer names as `inspect --after canonicalize` prints them")
     c.add_argument("--encode", choices=encode.OPTIONS, default="auto",
-                   help="sparsity encoding of the weight ROM: auto (a layer's tile rows as "
-                   "bitmaps where that stores fewer bits, default), raw, or bitmap (every "
-                   "layer); decoded at full rate, cycles unchanged")
+                   help="sparsity encoding of the weight ROM: auto (per layer the cheapest of "
+                   "raw, bitmap and bitmap-z, default), or one format for every layer: raw, "
+                   "bitmap (mask + non-zeros), bitmap-z (plus a 1-bit empty-row flag); decoded "
+                   "at one row per cycle, cycles unchanged")
     c.add_argument("--clock-mhz", type=float, default=100.0, metavar="F",
                    help="clock constraint written to vivado/ and quartus/ (default 100)")
     c.add_argument("--force", action="store_true", help="overwrite a non-empty output DIR")
