@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import edgehls
-from edgehls import frontend, pipeline, synth
+from edgehls import encode, frontend, pipeline, synth
 from edgehls.errors import EdgeHLSError
 from edgehls.passes import share
 
@@ -125,6 +125,11 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--input-range", type=value_range, default=(-1.0, 1.0), metavar="LO,HI",
                    help="range of the random inputs used when there is no --calib "
                    "(default -1,1)")
+    c.add_argument("--encode", choices=encode.OPTIONS, default="auto",
+                   help="sparsity encoding of the weight ROM: auto (per layer the cheapest of "
+                   "raw, bitmap and bitmap-z, default), or one format for every layer: raw, "
+                   "bitmap (mask + non-zeros), bitmap-z (plus a 1-bit empty-row flag); decoded "
+                   "at one row per cycle, cycles unchanged")
     c.add_argument("--clock-mhz", type=float, default=100.0, metavar="F",
                    help="clock constraint written to vivado/ and quartus/ (default 100)")
     c.add_argument("--force", action="store_true", help="overwrite a non-empty output DIR")
@@ -172,7 +177,8 @@ def options(a: argparse.Namespace) -> pipeline.Options:
         per_channel=not getattr(a, "per_tensor", False),
         precision=(pipeline.load_config(a.precision, "--precision", pipeline.PRECISION_EXAMPLE)
                    if getattr(a, "precision", None) else None),
-        input_range=getattr(a, "input_range", (-1.0, 1.0)))
+        input_range=getattr(a, "input_range", (-1.0, 1.0)),
+        encode=getattr(a, "encode", "auto"))
 
 
 def cmd_compile(a: argparse.Namespace) -> int:

@@ -19,8 +19,8 @@ from edgehls.tiler import Schedule
 
 TOP = "edgehls_top"
 HW_FILES = ("pe.v", "systolic_array.v", "postproc.v", "skid_buffer.v", "fifo.v", "ram_sdp.v",
-            "rom.v", "rom_async.v", "table.v", "codebook.v", "column.v", "sequencer.v",
-            "core.v")
+            "rom.v", "rom_async.v", "table.v", "codebook.v", "sparse_decoder.v", "column.v",
+            "sequencer.v", "core.v")
 CORE_PARAMS = ("R", "C", "B", "AW", "WW", "ACC_W", "ADEPTH", "MDEPTH", "NT", "WDEPTH", "PDEPTH",
                "MB", "SB", "IN_BITS", "IN_TW", "IN_M", "IN_K", "OUT_TW", "OUT_M", "OUT_N",
                "OUT_BASE", "IN_BASE", "CSW", "DW", "STW", "LTW")
@@ -65,6 +65,10 @@ def write(g: ir.Graph, s: Schedule, p: HwParams, out: Path, source: str,
         ("SW", p.SW), ("PW", p.PW), ("WROM_W", p.WROM_W), ("NL", p.NL)]
     if p.SHARE:
         params += [("SHARE", p.SHARE)]
+    if p.EW:
+        params += [("EW", p.EW), ("EDEPTH", p.EDEPTH),
+                   ("EAW", max(1, (p.EDEPTH - 1).bit_length()))]
+    nsel = 1 << p.CSW  # the decoder's per-layer tables cover every layer-select value
     rtl, rom = out / "rtl", out / "rom"
     rtl.mkdir(parents=True, exist_ok=True)
     rom.mkdir(parents=True, exist_ok=True)
@@ -73,7 +77,9 @@ def write(g: ir.Graph, s: Schedule, p: HwParams, out: Path, source: str,
     top = env.get_template("top.v.j2").render(
         version=edgehls.__version__, source=source, top=TOP, params=params,
         core_params=[(k, v) for k, v in params if k in CORE_PARAMS],
-        in_tw=sp["IN_TW"], out_tw=sp["OUT_TW"], C=s.C, rom_dir="rom/", share=p.SHARE)
+        in_tw=sp["IN_TW"], out_tw=sp["OUT_TW"], C=s.C, rom_dir="rom/", share=p.SHARE,
+        encoded=bool(p.EW), bitmap=f"{nsel}'h{p.BITMAP:x}", empty=f"{nsel}'h{p.EMPTY:x}",
+        zero=f"{nsel * (p.SHARE or p.WW)}'h{p.ZERO:x}")
     (rtl / f"{TOP}.v").write_text(top)
     roms = rom_images(g, s, p)
     for name, (text, _) in sorted(roms.items()):

@@ -126,10 +126,17 @@ def features(hw: dict[str, int], target: str) -> dict[str, dict[str, float]]:
         "adder": banks * p.AAW, "mux": banks * (C + 1) * (p.AAW + AW) + R * 2 * B * AW,
         "lutram": 0 if act_bram else banks * lutram_cells(p.ADEPTH, AW, target),
         "bram": banks * bram_blocks(p.ADEPTH, AW, target) if act_bram else 0}
-    w_bram = in_bram(p.WDEPTH, C * WW, target)
-    f["weight_rom"] = {"reg": C * WW,
-                       "rom": 0 if w_bram else C * WW * math.ceil(p.WDEPTH / k),
-                       "bram": bram_blocks(p.WDEPTH, C * WW, target) if w_bram else 0}
+    w_bram = in_bram(p.ROM_DEPTH, p.ROM_W, target)
+    f["weight_rom"] = {"reg": p.ROM_W,
+                       "rom": 0 if w_bram else p.ROM_W * math.ceil(p.ROM_DEPTH / k),
+                       "bram": bram_blocks(p.ROM_DEPTH, p.ROM_W, target) if w_bram else 0}
+    if p.EW:  # hw/sparse_decoder.v: a 3*EW-bit buffer, two barrel shifters, C value muxes
+        buf = max(3 * p.EW, 1 + C * (1 + (p.SHARE or WW)))
+        f["weight_rom"]["reg"] += buf + 2 * math.ceil(math.log2(buf + 1))
+        f["weight_rom"]["mux"] = (2 * buf * math.ceil(math.log2(p.EW + 1))
+                                  + C * C * (p.SHARE or WW))
+        f["weight_rom"]["adder"] = C * math.ceil(math.log2(C + 1)) + 4 * math.ceil(
+            math.log2(buf + 1))
     f["sequencer"] = {"reg": 2 * p.SW, "adder": 4 * p.AAW,
                       "rom": 2 * p.SW * math.ceil(p.NT / k), "fixed": 1}
     return f

@@ -13,7 +13,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from edgehls import codegen, frontend, golden, ir, numerics, report, romgen, tiler
+from edgehls import codegen, encode, frontend, golden, ir, numerics, report, romgen, tiler
 from edgehls.errors import DataError, OptionError, OutputError, PassError
 from edgehls.passes import calibrate, prune, share
 from edgehls.passes.canonicalize import Canonicalize
@@ -47,6 +47,7 @@ class Options:
     per_channel: bool = True  # weights scaled per output channel (else per tensor)
     precision: dict | None = None  # the --precision file, parsed
     input_range: tuple[float, float] = (-1.0, 1.0)  # random calibration inputs without --calib
+    encode: str = "auto"  # sparsity encoding of the weight ROM (edgehls.encode.OPTIONS)
 
 
 def passes(opts: Options) -> list[Pass]:
@@ -281,11 +282,12 @@ def compile_model(model: Path, out: Path, opts: Options, force: bool = False) ->
     numerics.check_bits("--wbits", opts.wbits)
     numerics.check_bits("--abits", opts.abits)
     pipe = passes(opts)  # bad compression settings fail before the model is read
+    encode.check(opts.encode)
     g_float = frontend.load(model, opts.input_shape)
     g_canon = run_passes(g_float, pipe[:1])
     g = run_passes(g_canon, pipe[1:])
     sched = tiler.schedule(g, r, c)
-    hw = romgen.hw_params(g, sched)
+    hw = romgen.hw_params(g, sched, opts.encode)
     x = golden_samples(g, opts)
     x_q = golden.quantize_input(g, x)
     y_q = golden.run_int_samples(g, x_q)

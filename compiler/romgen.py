@@ -7,11 +7,11 @@ them to the Verilog parameters of edgehls_core unchanged.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from edgehls import ir, lowering, numerics
+from edgehls import encode, ir, lowering, numerics
 from edgehls.errors import PassError, UnsupportedError
 from edgehls.tiler import Schedule, dense_layers
 
@@ -37,6 +37,12 @@ class HwParams:
     SHARE: int = 0  # weight-sharing index bits; 0: the weight ROM holds WW-bit weights
     DMAX: int = 1  # largest feature-map height/width/offset magnitude
     SMAX: int = 1  # largest stride
+    # sparsity encoding (edgehls.encode); EW = 0: the weight ROM holds raw rows, no decoder
+    EW: int = 0  # encoded ROM word width
+    EDEPTH: int = 1  # encoded ROM words
+    BITMAP: int = 0  # bit l: layer l's rows are bitmaps
+    EMPTY: int = 0  # bit l: layer l's bitmap rows start with a non-empty flag (bitmap-z)
+    ZERO: int = 0  # layer l's zero element at bits [l*w +: w], w = SHARE or WW
     MB: int = numerics.MULT_BITS
     SB: int = numerics.SHIFT_BITS
 
@@ -70,6 +76,15 @@ class HwParams:
     def WROM_W(self) -> int:
         """Weight ROM word width: C weights, or C codebook indices."""
         return self.C * (self.SHARE or self.WW)
+
+    @property
+    def ROM_W(self) -> int:
+        """The weights.hex word: an encoded stream word, or a raw row."""
+        return self.EW or self.WROM_W
+
+    @property
+    def ROM_DEPTH(self) -> int:
+        return self.EDEPTH if self.EW else self.WDEPTH
 
     @property
     def WAW(self) -> int:
@@ -109,7 +124,8 @@ class HwParams:
         return self.ACC_W + self.MB + self.SB + 2 * self.AW
 
 
-def hw_params(g: ir.Graph, s: Schedule) -> HwParams:
+def hw_params(g: ir.Graph, s: Schedule, encoding: str = "raw") -> HwParams:
+    """The hardware's widths and depths; ``encoding`` is the --encode option."""
     layers = dense_layers(g)
     shares = {n.op.share_bits for n in layers
               if not isinstance(n.op, ir.QMaxPool | ir.QAdd)} or {0}
@@ -134,7 +150,26 @@ def hw_params(g: ir.Graph, s: Schedule) -> HwParams:
             not -lim <= v < lim for x in geo for v in (x.a_step, x.a_wrap)):
         raise UnsupportedError("a layer's window addressing does not fit the read-address "
                                "width; the feature map is too large for this array size")
-    return p
+    ep = encoding_plan(g, s, p, encoding)
+    if not ep.encoded:
+        return p
+    w = p.SHARE or p.WW
+    return replace(p, EW=ep.width, EDEPTH=len(ep.words),
+                   BITMAP=sum(1 << i for i, f in enumerate(ep.formats) if f != "raw"),
+                   EMPTY=sum(1 << i for i, f in enumerate(ep.formats) if f == "bitmap-z"),
+                   ZERO=pack([(z, w) for z in ep.zeros]))
+
+
+def stream_plan(g: ir.Graph, s: Schedule, p: HwParams) -> encode.Plan:
+    """The weight stream with the per-layer formats ``p`` was built with."""
+    formats = [("bitmap-z" if p.EMPTY >> i & 1 else "bitmap") if p.BITMAP >> i & 1 else "raw"
+               for i in range(p.NL)]
+    return encode.build(formats, weight_blocks(g, s, p), zero_elements(g, p), p.SHARE or p.WW)
+
+
+def encoding_plan(g: ir.Graph, s: Schedule, p: HwParams, encoding: str) -> encode.Plan:
+    """The weight stream under --encode ``encoding`` (edgehls.encode)."""
+    return encode.plan(encoding, weight_blocks(g, s, p), zero_elements(g, p), p.SHARE or p.WW)
 
 
 def pack(fields: list[tuple[int, int]]) -> int:
@@ -174,23 +209,39 @@ def codebook(g: ir.Graph, node: ir.Node, p: HwParams) -> np.ndarray:
     return np.asarray(g.const(node, "codebook"), dtype=np.int64)
 
 
-def weight_words(g: ir.Graph, s: Schedule, p: HwParams) -> list[int]:
-    """One word per tile row: column j's weight (or codebook index) at bits [j*w +: w]."""
+def weight_blocks(g: ir.Graph, s: Schedule, p: HwParams
+                  ) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """Per scheduled tile: (layer, R x C block of weights or codebook indices, live mask).
+
+    Padding (rows past k_rows, columns past n_cols) is 0 (index 0 with sharing) and not live:
+    its rows meet zero activations and its columns are never written, so any weight there is
+    harmless.
+    """
     layers = dense_layers(g)
     geo = [lowering.geometry(g, node) for node in layers]
-    words: list[int] = []
+    out = []
     for t in s.tiles:
         node = layers[t.layer]
         k0, n0 = t.krow0, t.nt * s.C
         live = geo[t.layer].weight[t.kh, t.kw, k0:k0 + t.k_rows, n0:n0 + t.n_cols]
         if p.SHARE:
-            # padding is index 0 (codebook[0]): its rows meet zero activations and its columns
-            # are never written, so any weight there is harmless
             live = codebook_indices(codebook(g, node, p), live, node.name)
         block = np.zeros((s.R, s.C), dtype=np.int64)
         block[:t.k_rows, :t.n_cols] = live
-        width = p.SHARE or p.WW
-        words.extend(pack([(v, width) for v in row]) for row in block)
+        mask = np.zeros((s.R, s.C), dtype=bool)
+        mask[:t.k_rows, :t.n_cols] = True
+        out.append((t.layer, block, mask))
+    return out
+
+
+def weight_words(g: ir.Graph, s: Schedule, p: HwParams) -> list[int]:
+    """One word per tile row: column j's weight (or codebook index) at bits [j*w +: w]; with
+    sparsity encoding (p.EW), the encoded stream's words."""
+    if p.EW:
+        return list(stream_plan(g, s, p).words)
+    width = p.SHARE or p.WW
+    words = [pack([(v, width) for v in row])
+             for _, block, _ in weight_blocks(g, s, p) for row in block]
     return words or [0]
 
 
@@ -239,7 +290,7 @@ def rom_images(g: ir.Graph, s: Schedule, p: HwParams) -> dict[str, tuple[str, in
     """File name (under rom/) -> ($readmemh text, word width in bits)."""
     files = {
         "schedule.hex": (schedule_words(s, p) or [0], p.SW),
-        "weights.hex": (weight_words(g, s, p), p.WROM_W),
+        "weights.hex": (weight_words(g, s, p), p.ROM_W),
         "layers.hex": (layer_words(s, p), p.LTW),
     }
     if p.SHARE:
@@ -247,3 +298,16 @@ def rom_images(g: ir.Graph, s: Schedule, p: HwParams) -> dict[str, tuple[str, in
     for j, words in enumerate(post_words(g, s, p)):
         files[f"post_c{j}.hex"] = (words, p.PW)
     return {name: (hex_lines(words, width), width) for name, (words, width) in files.items()}
+
+
+def zero_elements(g: ir.Graph, p: HwParams) -> list[int]:
+    """Per layer, the ROM element that means weight 0: 0, or with sharing the index of 0 in
+    the layer's codebook (0 when the layer has no zero weight)."""
+    if not p.SHARE:
+        return [0] * p.NL
+    out = []
+    for node in dense_layers(g):
+        cb = codebook(g, node, p) if not isinstance(node.op, ir.QAdd) else np.zeros(1)
+        hit = np.flatnonzero(cb == 0)
+        out.append(int(hit[0]) if hit.size else 0)
+    return out

@@ -17,7 +17,8 @@
 //   IN_BITS    input element width; IN_TW its tdata width; IN_M x IN_K the input tensor
 //   IN_BASE    the input tensor's first word
 //   OUT_TW     output tdata width; OUT_M x OUT_N the output tensor; OUT_BASE its first word
-//   CSW        layer-select width (`w_layer` tells a codebook decoder which layer is loading)
+//   CSW        layer-select width (`w_layer` tells a codebook decoder which layer is loading;
+//              `w_load` is high in the cycles wrom_data is written into the shadow weights)
 //   DW, STW, XAW, SDW, LTW  window-walk widths and the layer-table word (edgehls_sequencer)
 //
 // Protocol: `start` (one cycle) -> the core takes IN_M*IN_K elements from s_axis (NHWC order,
@@ -88,6 +89,7 @@ module edgehls_core #(
     output wire [WAW-1:0]      wrom_addr,
     input  wire [C*WW-1:0]     wrom_data,
     output wire [CSW-1:0]      w_layer,
+    output wire                w_load,
     output wire [C*PAW-1:0]    prom_addr,
     input  wire [C*PW-1:0]     prom_data
 );
@@ -137,7 +139,6 @@ module edgehls_core #(
     // ---------------------------------------------------------------- sequencer
     reg              go;
     wire             finished;
-    wire             w_load;
     wire [RW-1:0]    w_row;
     wire             st_valid, st_first, st_clear, st_last, st_pvalid, st_max;
     wire [CCW-1:0]   st_mlo, st_mhi;

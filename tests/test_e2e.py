@@ -8,6 +8,7 @@ the model, the array and the bits, so it is a reproducer on its own.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -272,3 +273,48 @@ def test_4d_input_read_by_a_dense_streams_row_major(tmp_path: Path) -> None:
                          pipeline.Options(pe=(4, 4), samples=2))
     manifest = json.loads((tmp_path / "design" / "manifest.json").read_text())
     assert manifest["inputs"][0]["stream_order"] == "row-major"
+
+
+# Sparsity-encoded weight ROM (--encode): tile rows stored as bitmaps, decoded at one row per
+# load cycle, so cycles equal the unchanged cycle model; combined with weight sharing and with
+# skipped tiles (tile pruning of one layer by the compression config). (model, pe, prune,
+# share bits, per-layer tile pruning, encode); the first two (two array sizes) run by default.
+ENCODED = [
+    ("wide", (2, 4), "unstructured:0.8", 3, "fc1.matmul", "bitmap"),
+    ("wide", (8, 8), "unstructured:0.75", 4, "fc0.matmul", "bitmap-z"),
+    ("batch17", (5, 3), "global:0.85", 0, None, "auto"),
+    ("wide", (16, 16), "unstructured:0.9", 0, "fc0.matmul", "auto"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "pe", "prune", "share", "tiled", "encode"),
+    [pytest.param(*c, marks=() if i < 2 else pytest.mark.slow,
+                  id=f"{c[0]}-{_pe_id(c[1])}-{c[2]}-share{c[3]}-{c[5]}") for i, c in
+     enumerate(ENCODED)])
+def test_encoded_weights(tmp_path: Path, name: str, pe: tuple[int, int], prune: str, share: int,
+                         tiled: str | None, encode: str) -> None:
+    case = MODELS[name]
+    model = save(case.build(), tmp_path / "model.onnx")
+    config = {"layers": {tiled: {"prune": "tile:0.5"}}} if tiled else None
+    opts = pipeline.Options(pe=pe, samples=SAMPLES, prune=prune, share_bits=share,
+                            compress=config, encode=encode)
+    desc = (f"{case.desc} --prune {prune} --share-bits {share} --encode {encode}"
+            + (f", {tiled} tile:0.5" if tiled else ""))
+    compile_and_simulate(model, tmp_path / "design", desc, opts)
+    rep = json.loads((tmp_path / "design" / "report.json").read_text())
+    t = rep["total"]
+    formats = {ly["encoding"] for ly in rep["layers"]}
+    assert formats - {"raw"} and (encode == "auto" or formats == {encode})
+    assert t["weight_bits_stored"] < t["weight_bits_unencoded"]
+    assert t["weight_rom_bits"] == t["weight_bits_stored"]
+    if tiled:
+        assert t["skipped_tiles"] > 0
+    # the same compile with raw rows: the same schedule and cycles, the same golden outputs
+    raw = tmp_path / "raw"
+    pipeline.compile_model(model, raw, dataclasses.replace(opts, encode="raw"), force=True)
+    raw_rep = json.loads((raw / "report.json").read_text())
+    assert raw_rep["total"]["predicted_cycles"] == t["predicted_cycles"]
+    assert raw_rep["total"]["weight_bits_stored"] == t["weight_bits_unencoded"]
+    for f in ("golden/outputs_q.npy", "rom/schedule.hex"):
+        assert (raw / f).read_bytes() == (tmp_path / "design" / f).read_bytes(), f

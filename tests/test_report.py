@@ -48,7 +48,11 @@ def test_layers_describe_each_gemm(design):
         assert ly["tiles"] == -(-ly["K"] // r) * -(-ly["N"] // c)
         assert ly["weight_bits_raw"] == ly["K"] * ly["N"] * 32
         assert ly["weight_bits_quantized"] == ly["K"] * ly["N"] * ly["wbits"]
-        assert ly["weight_bits_stored"] == ly["tiles"] * r * c * ly["wbits"]
+        assert ly["weight_bits_unencoded"] == ly["tiles"] * r * c * ly["wbits"]
+        # --encode auto: a layer is encoded only where that stores fewer bits
+        assert ly["encoding"] in ("raw", "bitmap", "bitmap-z")
+        assert (ly["weight_bits_stored"] < ly["weight_bits_unencoded"]) == (
+            ly["encoding"] != "raw") or ly is rep["layers"][-1]  # last: stream padding
         assert ly["utilization"] == pytest.approx(ly["macs"] / (ly["predicted_cycles"] * r * c))
         assert 0 < ly["utilization"] <= 1
 
@@ -56,8 +60,8 @@ def test_layers_describe_each_gemm(design):
 def test_totals_are_sums_of_layers(design):
     out, rep = design
     t = rep["total"]
-    for k in ("macs", "weight_bits_raw", "weight_bits_quantized", "weight_bits_stored", "tiles",
-              "skipped_tiles"):
+    for k in ("macs", "weight_bits_raw", "weight_bits_quantized", "weight_bits_unencoded",
+              "weight_bits_stored", "tiles", "skipped_tiles"):
         assert t[k] == sum(ly[k] for ly in rep["layers"]), k
     # the schedule's total; the layers' predictions telescope to it
     schedule = load(out, "manifest.json")["schedule"]
@@ -68,18 +72,36 @@ def test_totals_are_sums_of_layers(design):
     assert t["utilization"] == pytest.approx(t["macs"] / (t["predicted_cycles"] * r * c))
 
 
-def test_stored_weight_bits_match_the_weight_rom(design):
-    out, rep = design
+@pytest.mark.parametrize("encode", ["raw", "auto", "bitmap", "bitmap-z"])
+def test_stored_weight_bits_match_the_weight_rom(model, tmp_path, encode):
+    """ROM bits counted from rom/ on disk are the report's stored bits, encoded or not."""
+    out = tmp_path / "design"
+    rep = pipeline.compile_model(model, out, pipeline.Options(pe=PE, samples=1, encode=encode))
     r, c = PE
     hw = load(out, "manifest.json")["hw"]
     lines = (out / "rom" / "weights.hex").read_text().split()
-    assert len(lines) == rep["total"]["tiles"] * r
-    assert rep["total"]["weight_bits_stored"] == len(lines) * c * hw["WW"]
-    # rom_bits counts whole hex digits as written to disk
-    digits = -(-c * hw["WW"] // 4)
-    assert rep["total"]["rom_bits"]["weights.hex"] == len(lines) * digits * 4
-    assert sorted(rep["total"]["rom_bits"]) == sorted(p.name for p in (out / "rom").iterdir())
-    assert rep["memory"]["weight_rom_bits"] == len(lines) * c * hw["WW"]
+    t = rep["total"]
+    assert t["weight_bits_unencoded"] == t["tiles"] * r * c * hw["WW"]
+    width = hw["EW"] or c * hw["WW"]
+    if encode == "raw":
+        assert hw["EW"] == 0 and len(lines) == t["tiles"] * r
+        assert [ly["encoding"] for ly in rep["layers"]] == ["raw"] * len(rep["layers"])
+    else:
+        assert hw["EW"] > 0 and t["weight_bits_stored"] < t["weight_bits_unencoded"]
+        assert hw["EDEPTH"] == len(lines)
+        assert {ly["encoding"] for ly in rep["layers"]} - {"raw"}
+    if encode.startswith("bitmap"):
+        assert {ly["encoding"] for ly in rep["layers"]} == {encode}
+    assert t["weight_bits_stored"] == len(lines) * width
+    # rom_bits counts whole words as written to disk
+    assert all(len(line) == -(-width // 4) for line in lines)
+    assert t["rom_bits"]["weights.hex"] == len(lines) * width
+    assert t["weight_rom_bits"] == len(lines) * width
+    assert sorted(t["rom_bits"]) == sorted(p.name for p in (out / "rom").iterdir())
+    assert rep["memory"]["weight_rom_bits"] == len(lines) * width
+    md = (out / "report.md").read_text()
+    assert f"Sparsity encoding (--encode {encode})" in md
+    assert ("bitmaps" in md) == (encode != "raw")
 
 
 def test_markdown_names_each_layer_and_the_totals(design):

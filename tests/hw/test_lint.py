@@ -21,6 +21,10 @@ CASES = [
     ("edgehls_postproc", ["postproc.v"], {"ACC_W": 20, "OUT_W": 5, "TW": 3}),
     ("edgehls_skid_buffer", ["skid_buffer.v"], {}),
     ("edgehls_skid_buffer", ["skid_buffer.v"], {"W": 1}),
+    ("edgehls_sparse_decoder", ["sparse_decoder.v"], {}),
+    ("edgehls_sparse_decoder", ["sparse_decoder.v"], {"C": 1, "W": 2, "EW": 3, "DEPTH": 1}),
+    ("edgehls_sparse_decoder", ["sparse_decoder.v"],
+     {"C": 16, "W": 4, "EW": 80, "DEPTH": 300, "CSW": 3}),
 ]
 
 
@@ -52,6 +56,31 @@ def test_generated_design_lints_clean(pe: tuple[int, int], wbits: int, abits: in
     out = tmp_path / "design"
     pipeline.compile_model(model, out, pipeline.Options(pe=pe, wbits=wbits, abits=abits,
                                                         samples=1))
+    cmd = ["verilator", "--lint-only", "-Wall", "--Mdir", str(tmp_path / "obj"), "-f",
+           "filelist.f", "--top-module", "edgehls_top"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=out)
+    assert proc.returncode == 0, f"{' '.join(cmd)}\n{proc.stdout}{proc.stderr}"
+
+
+ENCODED = [((4, 4), None, "bitmap"), ((3, 5), 4, "bitmap"), ((16, 16), 3, "auto")]
+
+
+@pytest.mark.skipif(shutil.which("verilator") is None,
+                    reason="verilator is not on PATH (apt install verilator, or `make tools`)")
+@pytest.mark.parametrize("pe,share,encode", ENCODED,
+                         ids=[f"{r}x{c}-share{s}-{e}" for (r, c), s, e in ENCODED])
+def test_encoded_design_lints_clean(pe: tuple[int, int], share: int | None, encode: str,
+                                    tmp_path: Path) -> None:
+    """A generated design with the sparse decoder (and the codebook) in the weight path."""
+    import json
+
+    from edgehls import pipeline
+
+    model = Path(__file__).resolve().parents[2] / "examples/digits_mlp/model.onnx"
+    out = tmp_path / "design"
+    pipeline.compile_model(model, out, pipeline.Options(
+        pe=pe, samples=1, prune="unstructured:0.8", share_bits=share or 0, encode=encode))
+    assert json.loads((out / "manifest.json").read_text())["hw"]["EW"] > 0
     cmd = ["verilator", "--lint-only", "-Wall", "--Mdir", str(tmp_path / "obj"), "-f",
            "filelist.f", "--top-module", "edgehls_top"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=out)
