@@ -32,8 +32,9 @@ from edgehls import ir, numerics
 from edgehls.errors import ModelError, OptionError, UnsupportedError
 
 SUPPORTED = ("Add", "AveragePool", "BatchNormalization", "Clip", "Conv", "Dropout", "Flatten",
-             "Gemm", "GlobalAveragePool", "GlobalMaxPool", "Identity", "MatMul", "MaxPool", "Mul",
-             "Pad", "ReduceMean", "Relu", "Reshape", "Softmax", "Sum", "Transpose")
+             "Gemm", "GlobalAveragePool", "GlobalMaxPool", "Identity", "LeakyRelu", "MatMul",
+             "MaxPool", "Mul", "Pad", "PRelu", "ReduceMean", "Relu", "Reshape", "Softmax", "Sum",
+             "Transpose")
 _PASS_THROUGH = ("Identity", "Dropout", "Flatten", "Reshape")
 _WINDOWED = ("Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool")
 _NOT_YET = {"Concat": "Concat is not supported yet"}
@@ -374,6 +375,23 @@ class _Builder:
                        (("scale", scale), ("bias", zeros), ("mean", zeros), ("var", ones)))
         return ir.BatchNorm(epsilon=0.0), consts
 
+    def _leakyrelu(self, node: onnx.NodeProto, attrs: dict, ins: list[str], where: str
+                   ) -> tuple[ir.Op, tuple[tuple[str, str], ...]]:
+        alpha = float(attrs.get("alpha", 0.01))
+        if not alpha >= 0.0 or not np.isfinite(alpha):
+            raise UnsupportedError(f"{where}: alpha {alpha} is not supported; only a finite "
+                                   "slope >= 0")
+        return ir.LeakyRelu(alpha), ()
+
+    def _prelu(self, node: onnx.NodeProto, attrs: dict, ins: list[str], where: str
+               ) -> tuple[ir.Op, tuple[tuple[str, str], ...]]:
+        """PRelu with a constant per-channel (or scalar) slope: a LeakyRelu of slopes [C]."""
+        slope = self._per_channel(ins[0], self.consts[ins[1]], where)
+        if not (np.isfinite(slope).all() and (slope >= 0).all()):
+            raise UnsupportedError(f"{where}: slopes {slope.tolist()} are not supported; only "
+                                   "finite slopes >= 0")
+        return ir.LeakyRelu(), (self._const(ins[1], "slope", slope),)
+
     def _clip(self, node: onnx.NodeProto, attrs: dict, ins: list[str], where: str
               ) -> tuple[ir.Op, tuple[tuple[str, str], ...]]:
         bounds = [float(attrs.get("min", -np.inf)), float(attrs.get("max", np.inf))]
@@ -535,7 +553,7 @@ class _Window:
 
 
 _CNN_OPS = ("Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "ReduceMean",
-            "BatchNormalization", "Mul", "Clip", "Pad")
+            "BatchNormalization", "Mul", "Clip", "Pad", "LeakyRelu", "PRelu")
 
 
 def _constant_value(node: onnx.NodeProto, attrs: dict) -> np.ndarray:

@@ -106,7 +106,7 @@ class HwParams:
 
     @property
     def PW(self) -> int:
-        return self.ACC_W + self.MB + self.SB + 2 * self.AW
+        return self.ACC_W + 2 * self.MB + 2 * self.SB + 2 * self.AW
 
 
 def hw_params(g: ir.Graph, s: Schedule) -> HwParams:
@@ -212,7 +212,8 @@ def codebook_words(g: ir.Graph, p: HwParams) -> list[int]:
 
 
 def post_words(g: ir.Graph, s: Schedule, p: HwParams) -> list[list[int]]:
-    """Per column j, one word per (layer, column group): bias, mult, shift, lo, hi."""
+    """Per column j, one word per (layer, column group): bias, mult, shift, lo, hi, mult_n,
+    shift_n (the pair used where acc + bias < 0: a fused LeakyRelu's, else mult and shift)."""
     cols: list[list[int]] = [[0] * p.PDEPTH for _ in range(s.C)]
     for plan, node in zip(s.layers, dense_layers(g), strict=True):
         if isinstance(node.op, ir.QMaxPool):  # the maximum passes through at its own scale
@@ -225,13 +226,16 @@ def post_words(g: ir.Graph, s: Schedule, p: HwParams) -> list[list[int]]:
             bias = (g.const(node, "bias") if node.const_name("bias")
                     else np.zeros(plan.N, np.int64))  # a residual Add has none
             lo, hi = node.op.lo, node.op.hi
+        mult_n, shift_n = mult, shift
+        if node.const_name("mult_n") is not None:
+            mult_n, shift_n = g.const(node, "mult_n"), g.const(node, "shift_n")
         for nt in range(plan.n_tiles):
             for j in range(s.C):
                 n = nt * s.C + j
                 if n < plan.N:
                     cols[j][plan.p_base + nt] = pack([
                         (bias[n], p.ACC_W), (mult[n], p.MB), (shift[n], p.SB),
-                        (lo, p.AW), (hi, p.AW)])
+                        (lo, p.AW), (hi, p.AW), (mult_n[n], p.MB), (shift_n[n], p.SB)])
     return cols
 
 

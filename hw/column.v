@@ -11,7 +11,8 @@
 //   MDEPTH  accumulator depth (the largest M of any layer)
 //   MCW, AAW, BW, CCW, PAW  control field widths (see edgehls_sequencer)
 //   MB, SB  requantization multiplier and shift widths
-//   PW      post ROM word width: bias[ACC_W] mult[MB] shift[SB] lo[AW] hi[AW], LSB first
+//   PW      post ROM word width: bias[ACC_W] mult[MB] shift[SB] lo[AW] hi[AW] mult_n[MB]
+//           shift_n[SB], LSB first
 //
 // Timing: the column's partial sum and its control word arrive together in cycle u. The
 // accumulator is read in u and written in u+1; on a tile's `last` pass the sum goes to the
@@ -29,7 +30,7 @@ module edgehls_column #(
     parameter integer PAW = 4,
     parameter integer MB = 16,
     parameter integer SB = 6,
-    parameter integer PW = ACC_W + MB + SB + 2 * AW,
+    parameter integer PW = ACC_W + 2 * MB + 2 * SB + 2 * AW,
     parameter integer MAW = (MDEPTH > 1) ? $clog2(MDEPTH) : 1
 ) (
     input  wire             clk,
@@ -119,6 +120,8 @@ module edgehls_column #(
         .shift(prom_data[ACC_W + MB +: SB]),
         .lo(prom_data[ACC_W + MB + SB +: AW]),
         .hi(prom_data[ACC_W + MB + SB + AW +: AW]),
+        .mult_n(prom_data[ACC_W + MB + SB + 2 * AW +: MB]),
+        .shift_n(prom_data[ACC_W + 2 * MB + SB + 2 * AW +: SB]),
         .in_tag(a_tag),
         .out_valid(o_valid),
         .out_data(o_data),

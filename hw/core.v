@@ -63,7 +63,7 @@ module edgehls_core #(
     parameter integer SW = WAW + MCW + RCW + CCW + 3 + XAW + 2 * AAW + 2 * BW + PAW + CSW
                            + 2 * SDW + 2 * CCW,
     parameter integer SAW = (NT > 1) ? $clog2(NT) : 1,
-    parameter integer PW = ACC_W + MB + SB + 2 * AW
+    parameter integer PW = ACC_W + 2 * MB + 2 * SB + 2 * AW
 ) (
     input  wire                clk,
     input  wire                rst_n,

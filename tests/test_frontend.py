@@ -102,8 +102,8 @@ def test_unsupported_op(tmp_path: Path) -> None:
     assert str(exc.value) == (
         "node 'lrn1' (LRN): op not supported; supported ops: "
         "Add, AveragePool, BatchNormalization, Clip, Conv, Dropout, Flatten, Gemm, "
-        "GlobalAveragePool, GlobalMaxPool, Identity, MatMul, MaxPool, Mul, Pad, ReduceMean, Relu, "
-        "Reshape, Softmax, Sum, Transpose")
+        "GlobalAveragePool, GlobalMaxPool, Identity, LeakyRelu, MatMul, MaxPool, Mul, Pad, PRelu, "
+        "ReduceMean, Relu, Reshape, Softmax, Sum, Transpose")
 
 
 def test_unnamed_unsupported_op_gets_index_name(tmp_path: Path) -> None:

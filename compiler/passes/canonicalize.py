@@ -20,6 +20,8 @@ _WHY = {
     "Clip": "a Clip must directly follow a Conv whose output nothing else reads (or a MaxPool "
             "of such a Conv); after a MatMul/Gemm only Clip(0, inf) (a Relu) is supported, and "
             "so after a residual Add",
+    "LeakyRelu": "a LeakyRelu/PRelu is fused into the layer before it or becomes a per-channel "
+                 "layer of its own, which needs a [N, C] or [N, C, H, W] input",
     "Pad": "a Pad must feed only Conv/MaxPool/AveragePool nodes (a MaxPool only when its input "
            "is non-negative, e.g. after a ReLU)",
     "BatchNorm": "only a BatchNormalization of a [N, C] or [N, C, H, W] tensor is supported",
@@ -92,6 +94,8 @@ class Canonicalize:
             (_fuse_add if isinstance(node.op, ir.Add) else _batchnorm)(g, node)
         for node in _each(g, ir.Relu, ir.Clip):
             _fuse_act(g, node)
+        for node in _each(g, ir.LeakyRelu):
+            _fuse_leaky(g, node)
         for node in _each(g, ir.Pad):
             _fold_pad(g, node)
         _remove_dead(g)  # e.g. a Transpose folded into a Gemm's weights
@@ -408,7 +412,7 @@ def _batchnorm(g: ir.Graph, node: ir.Node) -> None:
 
 def _bounds(op: ir.Op) -> tuple[float, float]:
     if isinstance(op, ir.Conv):
-        return {"none": _NO_ACT, "relu": (0.0, np.inf)}.get(op.act, op.clip)
+        return {"none": _NO_ACT, "relu": (0.0, np.inf), "leaky": _NO_ACT}.get(op.act, op.clip)
     if isinstance(op, ir.Dense):
         return (0.0, np.inf) if op.relu else _NO_ACT
     if isinstance(op, ir.AddAct):
@@ -448,6 +452,44 @@ def _fuse_act(g: ir.Graph, node: ir.Node) -> None:
     else:
         g.replace_node(dataclasses.replace(layer, op=_with_act(layer.op, new_lo, new_hi)))
     g.remove_node(node.name, forward=True)
+
+
+def _fuse_leaky(g: ir.Graph, node: ir.Node) -> None:
+    """Fuse a LeakyRelu/PRelu (slope >= 0, so monotonic: it commutes with a MaxPool) into the
+    Conv/Dense/AddAct before it, which gets act "leaky" and const 'alpha' [C] (the slope per
+    channel, axis 1); when it cannot fuse (another reader, a pool between, ...) it becomes a
+    layer of its own: a depthwise 1x1 Conv of weight 1 on [N, C, H, W], a diagonal Dense on
+    [N, C]. Any other rank stays (and is rejected by name)."""
+    shape = g.tensor(node.inputs[0]).shape
+    if len(shape) not in (2, 4):
+        return
+    c = shape[1]
+    slope = g.const(node, "slope") if node.const_name("slope") else np.array([node.op.alpha])
+    alpha = np.broadcast_to(np.asarray(slope, np.float64).reshape(-1), (c,))
+    layer = _alone(g, node)
+    if layer is not None and isinstance(layer.op, ir.MaxPool):
+        layer = _alone(g, layer)
+    fused = None
+    if layer is not None and isinstance(layer.op, ir.Conv) and layer.op.act == "none":
+        fused = dataclasses.replace(layer.op, act="leaky")
+    elif (layer is not None and isinstance(layer.op, ir.Dense) and not layer.op.relu
+          and not layer.op.leaky and len(g.tensor(layer.outputs[0]).shape) == 2):
+        fused = ir.Dense(leaky=True)
+    elif layer is not None and isinstance(layer.op, ir.AddAct) and layer.op.act == "none":
+        fused = ir.AddAct(act="leaky")
+    if fused is not None:
+        g.replace_node(dataclasses.replace(layer, op=fused, consts=layer.consts + (
+            ("alpha", _new_const(g, f"{layer.name}.alpha", alpha)),)))
+        g.remove_node(node.name, forward=True)
+        return
+    if len(shape) == 4:
+        _conv(g, node, ir.Conv(group=c, act="leaky"), np.ones((c, 1, 1, 1)), np.zeros(c))
+    else:
+        _dense(g, node, np.eye(c), np.zeros(c))
+        g.replace_node(dataclasses.replace(g.node(node.name), op=ir.Dense(leaky=True)))
+    node = g.node(node.name)
+    g.replace_node(dataclasses.replace(node, consts=node.consts + (
+        ("alpha", _new_const(g, f"{node.name}.alpha", alpha)),)))
 
 
 def _range(g: ir.Graph, tensor: str) -> tuple[float, float]:

@@ -14,7 +14,7 @@ from edgehls.errors import DataError, OptionError, PassError
 log = logging.getLogger(__name__)
 
 RANDOM_SAMPLES = 64
-ACTS = ("none", "relu", "clip")
+ACTS = ("none", "relu", "clip", "leaky")
 
 
 @dataclass(frozen=True)
@@ -155,7 +155,8 @@ class Quantize:
             qop = ir.QDense(relu=node.op.relu, wbits=self.wbits, acc_bits=acc,
                             lo=fout.lo, hi=fout.hi)
         consts = []
-        for role, value in (("weight", wq), ("bias", bq), ("mult", mult), ("shift", shift)):
+        for role, value in (("weight", wq), ("bias", bq), ("mult", mult), ("shift", shift),
+                            *_leaky_consts(g, out, node, mult, shift)):
             suffix = "_q" if role in ("weight", "bias") else ""
             consts.append((role, out.add_const(f"{node.name}.{role}{suffix}", value)))
         out.replace_node(ir.Node(node.name, qop, node.inputs, node.outputs, tuple(consts)))
@@ -180,8 +181,28 @@ class Quantize:
                       lo=fout.lo, hi=fout.hi)
         consts = tuple((role, out.add_const(f"{node.name}.{role}", np.asarray(v, np.int64)))
                        for role, v in (("wa", [wa]), ("wb", [wb]), ("mult", mult),
-                                       ("shift", shift)))
+                                       ("shift", shift),
+                                       *_leaky_consts(g, out, node, mult, shift)))
         out.replace_node(ir.Node(node.name, qop, node.inputs, node.outputs, consts))
+
+
+def _leaky_consts(g: ir.Graph, out: ir.Graph, node: ir.Node, mult: np.ndarray,
+                  shift: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """A fused LeakyRelu's ('mult_n', 'shift_n') from its slopes 'alpha' (``numerics.
+    leaky_params``), with a note giving the slope's quantization error; [] without one."""
+    if node.const_name("alpha") is None:
+        return []
+    alpha = g.const(node, "alpha")
+    try:
+        mult_n, shift_n = numerics.leaky_params(alpha, mult, shift)
+    except OptionError as e:
+        raise OptionError(f"node {node.name!r} ({node.op.kind}): {e}") from e
+    err = numerics.leaky_error(alpha, mult, shift, mult_n, shift_n)
+    slopes = np.unique(np.asarray(alpha, np.float64))
+    what = f"alpha {slopes[0]:g}" if slopes.size == 1 else f"{slopes.size} slopes"
+    out.notes.append(f"layer {node.name!r}: LeakyRelu {what} in the requantizer as mult_n * "
+                     f"2^-shift_n, slope relative error <= {err:.2e}")
+    return [("mult_n", mult_n), ("shift_n", shift_n)]
 
 
 def unsigned_output(op: ir.Op) -> bool:
@@ -220,7 +241,7 @@ def check_add(g: ir.Graph, node: ir.Node) -> None:
     are axis 1) and act "none" or "relu"; PassError naming the node."""
     shapes = [g.tensor(t).shape for t in (*node.inputs, *node.outputs)]
     if len(node.inputs) != 2 or len(node.outputs) != 1 or len(set(shapes)) != 1 \
-            or len(shapes[0]) < 2 or node.op.act not in ("none", "relu"):
+            or len(shapes[0]) < 2 or node.op.act not in ("none", "relu", "leaky"):
         raise PassError(f"node {node.name!r} (AddAct): inputs {node.inputs} -> outputs "
                         f"{node.outputs} with shapes {[list(s) for s in shapes]}, act "
                         f"{node.op.act!r}: needs two inputs and one output of one shape of rank "

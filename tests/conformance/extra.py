@@ -91,6 +91,18 @@ CASES: list[tuple[str, str, dict, tuple[int, ...], int, list, bool]] = [
     ("matmul_3d_activation", "MatMul", {}, (2, 3, 4), 13, [_w(4, 5)], False),
     ("add_per_channel", "Add", {}, (1, 3, 2, 2), 14, [_w(3, 1, 1)], False),
     ("dropout_opset7", "Dropout", {"ratio": 0.3}, (2, 3), 7, [], False),
+    # LeakyRelu / PRelu as edgehls computes them: on [N, C, H, W] and [N, C], the slope per
+    # channel (constants written out, so the shared generator's sequence is unchanged)
+    ("leakyrelu_4d", "LeakyRelu", {"alpha": 0.2}, (1, 3, 4, 4), 16, [], False),
+    ("leakyrelu_2d_default_alpha", "LeakyRelu", {}, (2, 5), 16, [], False),
+    ("leakyrelu_1d", "LeakyRelu", {"alpha": 0.3}, (1, 2, 1, 6), 6, [], False),
+    ("prelu_per_channel", "PRelu", {}, (1, 3, 4, 4), 16,
+     [np.array([0.1, 0.6, 1.5], np.float32).reshape(3, 1, 1)], False),
+    ("prelu_scalar_2d", "PRelu", {}, (2, 5), 16, [np.float32(0.3)], False),
+    ("prelu_per_column_2d", "PRelu", {}, (2, 5), 16,
+     [np.array([0.0, 0.25, 0.5, 0.75, 1.0], np.float32)], False),
+    ("prelu_negative_slope", "PRelu", {}, (1, 2, 3, 3), 16,
+     [np.array([-0.5, 0.5], np.float32).reshape(2, 1, 1)], False),
 ]
 
 

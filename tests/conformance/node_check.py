@@ -27,7 +27,7 @@ import numpy as np
 import onnx
 
 from conformance.wheel import NodeTest, tensor
-from edgehls import frontend, golden, ir
+from edgehls import frontend, golden, ir, numerics
 from edgehls.errors import EdgeHLSError
 from edgehls.passes.canonicalize import Canonicalize
 from edgehls.passes.quantize import Quantize
@@ -185,7 +185,8 @@ def quant_bound(canon: ir.Graph, q: ir.Graph, x: np.ndarray) -> float:
         elif isinstance(node.op, ir.QMaxPool):
             err[out] = err[node.inputs[0]]
         elif isinstance(node.op, ir.QAdd):
-            err[out] = err[node.inputs[0]] + err[node.inputs[1]] + lsb_out / 2
+            lip, slope = _leaky(canon, canon.node(node.name), q, node, vals)
+            err[out] = lip * (err[node.inputs[0]] + err[node.inputs[1]]) + slope + lsb_out / 2
         else:
             err[out] = _layer_bound(canon.node(node.name), canon, q, node, vals, err)
     return err[q.outputs[0]]
@@ -204,4 +205,18 @@ def _layer_bound(f: ir.Node, canon: ir.Graph, q: ir.Graph, node: ir.Node,
     frac_acc = shift - np.log2(mult).astype(np.int64) + frac_out  # mult = 2**-s when s < 0
     lsb_w, lsb_acc = 2.0 ** -(frac_acc - frac_in).astype(np.float64), 2.0 ** -frac_acc
     per = mat.sum(axis=0) * e_x + k * lsb_w / 2 * (e_x + x_max) + lsb_acc / 2
-    return float(per.max()) + 2.0 ** -frac_out
+    lip, slope = _leaky(canon, f, q, node, vals)
+    return float((lip * per).max()) + slope + 2.0 ** -frac_out
+
+
+def _leaky(canon: ir.Graph, f: ir.Node, q: ir.Graph, node: ir.Node,
+           vals: dict[str, np.ndarray]) -> tuple[np.ndarray | float, float]:
+    """A fused LeakyRelu's Lipschitz constant per channel, max(1, alpha), and the error of its
+    realised slope: relative error (``numerics.leaky_error``) x max |output|; (1, 0) without
+    one."""
+    if f.const_name("alpha") is None:
+        return 1.0, 0.0
+    alpha = canon.const(f, "alpha").astype(np.float64)
+    rel = numerics.leaky_error(alpha, *(q.const(node, r) for r in ("mult", "shift", "mult_n",
+                                                                    "shift_n")))
+    return np.maximum(1.0, alpha), rel * float(np.abs(vals[node.outputs[0]]).max(initial=0.0))
