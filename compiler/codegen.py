@@ -47,8 +47,11 @@ def stream_params(g: ir.Graph, s: Schedule) -> dict[str, int]:
     producer = g.producer(tout.name)
     last = next(p for p in s.layers if p.name == producer.name)
     reader = next(p for p in s.layers if tin.name in g.node(p.name).inputs)
+    in_k = reader.geom.cin
+    if isinstance(g.node(reader.name).op, ir.QConcat):  # the input may be any of its sources
+        in_k = tin.shape[1] if len(tin.shape) == 4 else tin.shape[-1]
     return {"IN_BITS": tin.q.bits, "IN_TW": tdata_bits(tin.q.bits),
-            "IN_M": reader.geom.ih * reader.geom.iw, "IN_K": reader.geom.cin,
+            "IN_M": reader.geom.ih * reader.geom.iw, "IN_K": in_k,
             "OUT_TW": tdata_bits(tout.q.bits), "OUT_M": last.M, "OUT_N": last.N,
             "OUT_BASE": s.base[tout.name], "IN_BASE": s.base[tin.name]}
 

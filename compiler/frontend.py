@@ -31,13 +31,14 @@ from onnx import numpy_helper
 from edgehls import ir, numerics
 from edgehls.errors import ModelError, OptionError, UnsupportedError
 
-SUPPORTED = ("Add", "AveragePool", "BatchNormalization", "Clip", "Conv", "Dropout", "Flatten",
+SUPPORTED = ("Add", "AveragePool", "BatchNormalization", "Clip", "Concat", "Conv", "Dropout",
+             "Flatten",
              "Gemm", "GlobalAveragePool", "GlobalMaxPool", "Identity", "LeakyRelu", "MatMul",
              "MaxPool", "Mul", "Pad", "PRelu", "ReduceMean", "Relu", "Reshape", "Softmax", "Sum",
              "Transpose")
 _PASS_THROUGH = ("Identity", "Dropout", "Flatten", "Reshape")
 _WINDOWED = ("Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool")
-_NOT_YET = {"Concat": "Concat is not supported yet"}
+_NOT_YET: dict[str, str] = {}
 MAX_KERNEL = 11  # largest Conv kernel side the frontend accepts (a pool may span its map)
 
 
@@ -228,6 +229,9 @@ class _Builder:
         if op == "Add" and len(acts) == 2:
             self._residual(node, name, acts, where)
             return
+        if op == "Concat":
+            self._concat(node, name, ins, acts, attrs, where)
+            return
         if op in ("Gemm", "MatMul", "Add", "Mul"):
             self._check_operands(op, ins, acts, where)
         if op in ("Add", "Mul"):  # commutative: the activation first
@@ -289,6 +293,22 @@ class _Builder:
                 f"{list(shapes[0])} and {list(shapes[1])}, output {list(shapes[2])}); a residual "
                 "Add needs both inputs of the same static shape")
         self.g.add_node(ir.Node(name, ir.AddAct(), tuple(acts), (out,)))
+
+    def _concat(self, node: onnx.NodeProto, name: str, ins: list[str], acts: list[str],
+                attrs: dict, where: str) -> None:
+        """Concat of activations along the channel axis (1) of [N, C, H, W], [N, C, L] or
+        [N, C]; constant inputs and other axes are rejected."""
+        if len(acts) != len(ins):
+            raise UnsupportedError(f"{where}: a constant input is not supported; every input "
+                                   "must be an activation")
+        rank = len(self._shape(ins[0]))
+        axis = int(attrs.get("axis", 1))
+        if rank not in (2, 3, 4) or axis % rank != 1 or (rank == 3 and not self.one_d):
+            raise UnsupportedError(f"{where}: only a Concat along the channel axis (1) of "
+                                   f"[N, C, H, W], [N, C, L] or [N, C] is supported, got axis "
+                                   f"{axis} of rank {rank}")
+        out = self._tensor(node.output[0])
+        self.g.add_node(ir.Node(name, ir.Concat(), tuple(ins), (out,)))
 
     # -- convolutional ops: each returns (op, consts) ------------------------------------------
     def _conv(self, node: onnx.NodeProto, attrs: dict, ins: list[str], where: str

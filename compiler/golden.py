@@ -212,6 +212,7 @@ FLOAT_STEPS: dict[type[ir.Op], Step] = {
     ir.Clip: lambda g, n, xs: np.clip(xs[0], n.op.lo, n.op.hi),
     ir.Pad: _pad,
     ir.AddAct: _addact,
+    ir.Concat: lambda g, n, xs: np.concatenate(xs, axis=2),  # axis 1 of each [S, *shape]
 }
 
 
@@ -261,8 +262,16 @@ def _qadd(g: ir.Graph, n: ir.Node, xs: list[np.ndarray]) -> np.ndarray:
     return np.moveaxis(y, -1, 2)
 
 
+def _qconcat(g: ir.Graph, n: ir.Node, xs: list[np.ndarray]) -> np.ndarray:
+    """numerics.concat with the channel axis (2 of the [S, ...] arrays) moved last."""
+    y = numerics.concat([np.moveaxis(x, 2, -1) for x in xs], g.const(n, "mult"),
+                        g.const(n, "shift"), n.op.lo, n.op.hi)
+    return np.moveaxis(y, -1, 2)
+
+
 INT_STEPS: dict[type[ir.Op], Step] = {ir.QDense: _qdense, ir.QConv: _qconv,
-                                      ir.QMaxPool: _qmaxpool, ir.QAdd: _qadd}
+                                      ir.QMaxPool: _qmaxpool, ir.QAdd: _qadd,
+                                      ir.QConcat: _qconcat}
 
 
 def _input(g: ir.Graph) -> ir.Tensor:

@@ -331,10 +331,30 @@ class QAdd(Op):
     hi: int
 
 
+@dataclass(frozen=True)
+class Concat(Op):
+    """Concatenation of activations along the channel axis (axis 1 of [N, C, H, W] or [N, C]);
+    the inputs agree in every other dimension."""
+
+    kind: ClassVar[str] = "Concat"
+
+
+@dataclass(frozen=True)
+class QConcat(Op):
+    """Integer channel Concat: ``numerics.concat``. consts 'mult', 'shift' [C_total] take each
+    input channel's scale to the output's; ``lo``/``hi`` the output range. The hardware runs it
+    as a 1 x 1 convolution over the inputs stacked along K with identity weights."""
+
+    kind: ClassVar[str] = "QConcat"
+    acc_bits: int
+    lo: int
+    hi: int
+
+
 OPS: dict[str, type[Op]] = {
     c.kind: c for c in (Input, Gemm, MatMul, Add, Relu, LeakyRelu, Flatten, Reshape, Transpose,
                         Identity, Softmax, Dense, QDense, Conv, BatchNorm, MaxPool, AvgPool,
-                        GlobalAvgPool, Clip, Pad, QConv, QMaxPool, AddAct, QAdd)
+                        GlobalAvgPool, Clip, Pad, QConv, QMaxPool, AddAct, QAdd, Concat, QConcat)
 }
 
 

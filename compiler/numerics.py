@@ -270,3 +270,16 @@ def leaky_error(alpha: np.ndarray, mult: np.ndarray, shift: np.ndarray, mult_n: 
             / (np.asarray(mult, np.float64) * 2.0 ** -np.asarray(shift, np.float64)))
     rel = np.where(alpha > 0, np.abs(real - alpha) / np.where(alpha > 0, alpha, 1.0), 0.0)
     return float(rel.max(initial=0.0))
+
+
+# --- Concat along channels ---------------------------------------------------------------------
+
+
+def concat(xs: list[np.ndarray], mult: np.ndarray, shift: np.ndarray, lo: int, hi: int
+           ) -> np.ndarray:
+    """The integer channel Concat: requantize(the inputs joined along the last axis) per
+    channel, each channel's (mult, shift) taking its input's scale to the output's
+    (``requant_params(frac_in[c], frac_out)``). The hardware computes it on the array as a
+    1 x 1 convolution over the inputs stacked along K with identity weights."""
+    acc = np.concatenate([np.asarray(x, dtype=np.int64) for x in xs], axis=-1)
+    return requantize(acc, mult, shift, lo, hi)

@@ -61,7 +61,7 @@ def build(g: ir.Graph, s: Schedule, p: HwParams, out: Path, source: str, opts: A
     cycles = s.layer_cycles()
     for plan, node, cyc in zip(s.layers, dense_layers(g), cycles, strict=True):
         # no weight tensor: identity (or power-of-two) tiles the tiler makes
-        pool = isinstance(node.op, ir.QMaxPool | ir.QAdd)
+        pool = isinstance(node.op, ir.QMaxPool | ir.QAdd | ir.QConcat)
         w = np.zeros(0, np.int64) if pool else g.const(node, "weight")
         wbits = p.WW if pool else node.op.wbits
         live = plan.tiles - plan.skipped_tiles

@@ -112,22 +112,22 @@ class HwParams:
 def hw_params(g: ir.Graph, s: Schedule) -> HwParams:
     layers = dense_layers(g)
     shares = {n.op.share_bits for n in layers
-              if not isinstance(n.op, ir.QMaxPool | ir.QAdd)} or {0}
+              if not isinstance(n.op, ir.QMaxPool | ir.QAdd | ir.QConcat)} or {0}
     if len(shares) != 1:
         raise PassError("weight sharing must use one index width for every layer (the weight "
                         f"ROM has one word format); got {sorted(shares)}")
     abits = max(g.tensor(t).q.bits for t in g.tensors if g.tensor(t).q is not None)
-    geo = [plan.geom for plan in s.layers]
+    geo = s.tables
     dmax = max([1] + [max(x.ih, x.iw, x.ow) for x in geo]
                + [max(abs(t.off_h), abs(t.off_w)) for t in s.tiles])
-    arith = [n.op for n in layers if not isinstance(n.op, ir.QMaxPool | ir.QAdd)]
+    arith = [n.op for n in layers if not isinstance(n.op, ir.QMaxPool | ir.QAdd | ir.QConcat)]
     wbits = max([2] + [op.wbits for op in arith])
     acc = max([op.acc_bits for op in arith]
               + [g.tensor(n.inputs[0]).q.bits + 2 for n in layers])  # max mode: value + sign
     p = HwParams(
         R=s.R, C=s.C, B=s.B, AW=abits + 1, WW=wbits, ACC_W=acc,
         ADEPTH=s.adepth, MDEPTH=s.mdepth, NT=max(1, len(s.tiles)), WDEPTH=s.wdepth,
-        PDEPTH=s.pdepth, NL=len(layers), SHARE=shares.pop(), DMAX=dmax,
+        PDEPTH=s.pdepth, NL=len(geo), SHARE=shares.pop(), DMAX=dmax,
         SMAX=max([1] + [max(x.sh, x.sw) for x in geo]))
     lim = 1 << (p.XAW - 1)
     if any(not -lim <= v < lim for t in s.tiles for v in (t.rd_base,)) or any(
@@ -156,7 +156,7 @@ def schedule_words(s: Schedule, p: HwParams) -> list[int]:
                   (t.clear, 1), (t.last, 1), (t.barrier, 1),
                   (t.rd_base, p.XAW), (t.rd_rot, p.BW),
                   (t.wr_base, p.AAW), (t.wr_stride, p.AAW), (t.wr_rot, p.BW),
-                  (t.p_addr, p.PAW), (t.layer, p.CSW), (t.off_h, p.SDW), (t.off_w, p.SDW),
+                  (t.p_addr, p.PAW), (t.table, p.CSW), (t.off_h, p.SDW), (t.off_w, p.SDW),
                   (t.mlo, p.CCW), (t.mhi, p.CCW)]) for t in s.tiles]
 
 
@@ -164,12 +164,12 @@ def layer_words(s: Schedule, p: HwParams) -> list[int]:
     """The layer table: feature-map geometry and address steps of each layer."""
     return [pack([(x.ih, p.DW), (x.iw, p.DW), (x.ow, p.DW), (x.sh, p.STW), (x.sw, p.STW),
                   (x.a_step, p.XAW), (x.a_wrap, p.XAW), (x.max_mode, 1)])
-            for x in (plan.geom for plan in s.layers)]
+            for x in s.tables]
 
 
 def codebook(g: ir.Graph, node: ir.Node, p: HwParams) -> np.ndarray:
-    """A layer's codebook; a max pool's identity weights use [0, 1, 1, ...]."""
-    if isinstance(node.op, ir.QMaxPool):
+    """A layer's codebook; a max pool's or a Concat's identity weights use [0, 1, 1, ...]."""
+    if isinstance(node.op, ir.QMaxPool | ir.QConcat):
         return np.array([0] + [1] * ((1 << p.SHARE) - 1), dtype=np.int64)
     return np.asarray(g.const(node, "codebook"), dtype=np.int64)
 
@@ -203,11 +203,13 @@ def codebook_indices(codebook: np.ndarray, w: np.ndarray, name: str) -> np.ndarr
     return match.argmax(axis=-1)
 
 
-def codebook_words(g: ir.Graph, p: HwParams) -> list[int]:
-    """Layer l's codebook at addresses l * 2**SHARE ... (the decoder concatenates {l, index})."""
+def codebook_words(g: ir.Graph, s: Schedule, p: HwParams) -> list[int]:
+    """Layer-table entry l's codebook (its layer's) at addresses l * 2**SHARE ... (the decoder
+    concatenates {l, index})."""
+    layers = dense_layers(g)
     words: list[int] = []
-    for node in dense_layers(g):
-        words.extend(pack([(v, p.WW)]) for v in codebook(g, node, p))
+    for index in range(len(s.tables)):
+        words.extend(pack([(v, p.WW)]) for v in codebook(g, layers[s.table_layer(index)], p))
     return words
 
 
@@ -247,7 +249,7 @@ def rom_images(g: ir.Graph, s: Schedule, p: HwParams) -> dict[str, tuple[str, in
         "layers.hex": (layer_words(s, p), p.LTW),
     }
     if p.SHARE:
-        files["codebook.hex"] = (codebook_words(g, p), p.WW)
+        files["codebook.hex"] = (codebook_words(g, s, p), p.WW)
     for j, words in enumerate(post_words(g, s, p)):
         files[f"post_c{j}.hex"] = (words, p.PW)
     return {name: (hex_lines(words, width), width) for name, (words, width) in files.items()}

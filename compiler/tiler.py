@@ -55,6 +55,11 @@ class Tile:
     mlo: int = 0  # max mode: columns [mlo, mhi) take part in this tile
     mhi: int = 0
     krow0: int = 0  # first row of the layer's stacked K axis this tile holds
+    ltab: int = -1  # layer-table entry (hw: the schedule's layer field); -1: ``layer``
+
+    @property
+    def table(self) -> int:
+        return self.layer if self.ltab < 0 else self.ltab
 
 
 @dataclass(frozen=True)
@@ -104,6 +109,19 @@ class Schedule:
     load: list[int] = field(default_factory=list)  # L_i, run cycle tile i's load starts
     total_cycles: int = 0
     base: dict[str, int] = field(default_factory=dict)  # tensor -> first word of its region
+    # layer-table entries after the layers' own (index len(layers) + i): a Concat source whose
+    # words per pixel differ from its first source's, with the layer each belongs to
+    extra_tables: list[tuple[int, LayerGeometry]] = field(default_factory=list)
+
+    @property
+    def tables(self) -> list[LayerGeometry]:
+        """The layer table: one entry per layer, then ``extra_tables``."""
+        return [p.geom for p in self.layers] + [t for _, t in self.extra_tables]
+
+    def table_layer(self, index: int) -> int:
+        """The layer a layer-table entry belongs to."""
+        n = len(self.layers)
+        return index if index < n else self.extra_tables[index - n][0]
 
     @property
     def wdepth(self) -> int:
@@ -172,24 +190,35 @@ def schedule(g: ir.Graph, r: int, c: int) -> Schedule:
     words = {t: tensor_words(g.tensor(t).shape, b) for t in g.inputs}
     for node, geo in zip(nodes, geos, strict=True):
         words[node.outputs[0]] = geo.m * -(-geo.cout // b)
-        for t in node.inputs:  # a Dense reads a tensor as its own [M, K]
-            if t in g.inputs and words[t] != geo.ih * geo.iw * -(-geo.cin // b):
-                words[t] = max(words[t], geo.ih * geo.iw * -(-geo.cin // b))
+        for t, cin in zip(node.inputs, geo.cins, strict=False):  # a Dense reads its own [M, K]
+            if t in g.inputs and words[t] != geo.ih * geo.iw * -(-cin // b):
+                words[t] = max(words[t], geo.ih * geo.iw * -(-cin // b))
     base = allocate(g, nodes, words)
     adepth = max(base[t] + words[t] for t in base)
     mdepth, p_base = 1, 0
+    extra: list[tuple[int, LayerGeometry]] = []
     for li, (node, geo) in enumerate(zip(nodes, geos, strict=True)):
         kh_n, kw_n = geo.kernel
-        cbs, nts = -(-geo.cin // r), -(-geo.cout // c)
+        nts = -(-geo.cout // c)
         rd_stride, wr_stride = -(-geo.cin // b), -(-geo.cout // b)
         mdepth = max(mdepth, geo.m)
-        (sh, sw), (dh, dw), (pt, pl, _, _) = geo.strides, geo.dilations, geo.pads
-        table = LayerGeometry(geo.ih, geo.iw, geo.ow, sh, sw, sw * rd_stride,
-                              (sh * geo.iw - (geo.ow - 1) * sw) * rd_stride, geo.max_mode,
-                              geo.cin)
+        (dh, dw), (pt, pl, _, _) = geo.dilations, geo.pads
+        table = _table(geo, rd_stride, geo.cin)
+        # per source: first K row, words per pixel, and its layer-table entry (a Concat source
+        # of another width steps by its own words per pixel: an extra entry)
+        cins = geo.cins
+        krow = [sum(cins[:i]) for i in range(len(cins))]
+        strides = [-(-cin // b) for cin in cins]
+        ltabs = []
+        for cin, st in zip(cins, strides, strict=True):
+            if st == rd_stride:
+                ltabs.append(-1)
+            else:
+                extra.append((li, _table(geo, st, cin)))
+                ltabs.append(len(nodes) + len(extra) - 1)
         # K-tiles: (source tensor, kernel row, kernel column, block of R input channels)
-        ktiles = [(src, kh, kw, cb) for src in range(geo.sources) for kh in range(kh_n)
-                  for kw in range(kw_n) for cb in range(cbs)]
+        ktiles = [(src, kh, kw, cb) for src in range(len(cins)) for kh in range(kh_n)
+                  for kw in range(kw_n) for cb in range(-(-cins[src] // r))]
         out_base = base[node.outputs[0]]
         first = len(tiles)
         for nt in range(nts):
@@ -198,12 +227,12 @@ def schedule(g: ir.Graph, r: int, c: int) -> Schedule:
             # all-zero weight tiles are skipped: no ROM words, no cycles. A column group with
             # no non-zero tile still needs one pass for its bias, so it keeps its first tile.
             live = [kt for kt, (src, kh, kw, cb) in enumerate(ktiles)
-                    if geo.weight[kh, kw, src * geo.cin + cb * r:
-                                  src * geo.cin + min((cb + 1) * r, geo.cin), n0:n0 + c].any()]
+                    if geo.weight[kh, kw, krow[src] + cb * r:
+                                  krow[src] + min((cb + 1) * r, cins[src]), n0:n0 + c].any()]
             live = live or [0]
             for i, kt in enumerate(live):
                 src, kh, kw, cb = ktiles[kt]
-                k_rows = min(r, geo.cin - cb * r)
+                k_rows = min(r, cins[src] - cb * r)
                 off_h, off_w = kh * dh - pt, kw * dw - pl
                 mlo, mhi = 0, c
                 if geo.max_mode:  # the columns whose channel this K-tile carries
@@ -214,21 +243,29 @@ def schedule(g: ir.Graph, r: int, c: int) -> Schedule:
                     layer=li, kt=kt, nt=nt, m=geo.m, k_rows=k_rows, n_cols=n_cols,
                     w_addr=len(tiles) * r, clear=i == 0, last=i == len(live) - 1,
                     barrier=li > 0 and len(tiles) == first,
-                    rd_base=in_base + (off_h * geo.iw + off_w) * rd_stride + (cb * r) // b,
-                    rd_stride=rd_stride, rd_rot=(cb * r) % b, wr_base=out_base + n0 // b,
+                    rd_base=in_base + (off_h * geo.iw + off_w) * strides[src] + (cb * r) // b,
+                    rd_stride=strides[src], rd_rot=(cb * r) % b, wr_base=out_base + n0 // b,
                     wr_stride=wr_stride, wr_rot=n0 % b, p_addr=p_base + nt, kh=kh, kw=kw,
                     cb=cb, off_h=off_h, off_w=off_w, mlo=mlo, mhi=mhi,
-                    krow0=src * geo.cin + cb * r))
+                    krow0=krow[src] + cb * r, ltab=ltabs[src]))
         emitted = len(tiles) - first
         total = len(ktiles) * nts
-        layers.append(LayerPlan(li, node.name, geo.m, kh_n * kw_n * geo.cin * geo.sources,
+        layers.append(LayerPlan(li, node.name, geo.m, kh_n * kw_n * sum(cins),
                                 geo.cout, len(ktiles), nts, total, total - emitted, first,
                                 p_base, table, geo.macs, node.op.kind))
         p_base += nts
     sched = Schedule(r, c, b, layers, tiles, adepth, mdepth, max(1, p_base))
     sched.base = base
+    sched.extra_tables = extra
     sched.decide, sched.load, sched.total_cycles = cycle_model(tiles, r, c)
     return sched
+
+
+def _table(geo: lowering.Geom, stride: int, cin: int) -> LayerGeometry:
+    """The layer-table entry of a layer whose input has ``stride`` words per pixel."""
+    (sh, sw) = geo.strides
+    return LayerGeometry(geo.ih, geo.iw, geo.ow, sh, sw, sw * stride,
+                         (sh * geo.iw - (geo.ow - 1) * sw) * stride, geo.max_mode, cin)
 
 
 def cycle_model(tiles: list[Tile], r: int, c: int) -> tuple[list[int], list[int], int]:

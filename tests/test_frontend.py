@@ -101,7 +101,7 @@ def test_unsupported_op(tmp_path: Path) -> None:
         load(path)
     assert str(exc.value) == (
         "node 'lrn1' (LRN): op not supported; supported ops: "
-        "Add, AveragePool, BatchNormalization, Clip, Conv, Dropout, Flatten, Gemm, "
+        "Add, AveragePool, BatchNormalization, Clip, Concat, Conv, Dropout, Flatten, Gemm, "
         "GlobalAveragePool, GlobalMaxPool, Identity, LeakyRelu, MatMul, MaxPool, Mul, Pad, PRelu, "
         "ReduceMean, Relu, Reshape, Softmax, Sum, Transpose")
 

@@ -172,8 +172,8 @@ REJECT = {
                             N("Add", ["x", "r"], ["y"], name="res")], [], [1, 2, 4, 4], 17,
                            r"'res' \(Add\): broadcasting between two activations is not "
                            r"supported"),
-    "concat": ([N("Concat", ["x", "x"], ["y"], name="cat", axis=1)], [], [1, 2, 4, 4], 17,
-               r"'cat' \(Concat\): Concat is not supported yet; supported ops: Add, "),
+    "concat": ([N("Concat", ["x", "x"], ["y"], name="cat", axis=2)], [], [1, 2, 4, 4], 17,
+               r"'cat' \(Concat\): only a Concat along the channel axis \(1\) of "),
     "clip_act": ([N("Relu", ["x"], ["r"], name="r"), N("Clip", ["x", "r"], ["y"], name="clip")],
                  [], [1, 1], 17, r"'clip' \(Clip\): only the first input may be an activation"),
 }

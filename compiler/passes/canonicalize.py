@@ -34,7 +34,7 @@ _WHY = {
 _TO_NHWC = (0, 2, 3, 1)  # the hardware's stream order of an [N, C, H, W] tensor
 _SPATIAL = (ir.Conv, ir.MaxPool, ir.AvgPool, ir.GlobalAvgPool, ir.Pad, ir.BatchNorm)
 _LAYERS = (ir.Conv, ir.Dense, ir.AddAct)  # the ops a Relu can fuse into
-_CANONICAL = (ir.Input, ir.Dense, ir.Conv, ir.MaxPool, ir.AddAct)
+_CANONICAL = (ir.Input, ir.Dense, ir.Conv, ir.MaxPool, ir.AddAct, ir.Concat)
 _NO_ACT = (-np.inf, np.inf)
 
 
@@ -110,6 +110,8 @@ class Canonicalize:
                                        f"{_WHY.get(node.op.kind, 'unexpected')}")
             if isinstance(node.op, ir.AddAct):
                 _check_add(g, node)
+            if isinstance(node.op, ir.Concat):
+                _check_concat(g, node)
         used = {c for node in g.nodes() for _, c in node.consts}
         g.consts = {k: v for k, v in g.consts.items() if k in used}
         g.verify()
@@ -149,6 +151,9 @@ def _bypass(g: ir.Graph, node: ir.Node) -> None:
     if before != after and any(isinstance(r.op, ir.AddAct) for r in readers):
         raise UnsupportedError(f"node {node.name!r} ({node.op.kind}): reshaping {list(before)} "
                                f"to {list(after)} before a residual Add is not supported")
+    if before != after and any(isinstance(r.op, ir.Concat) for r in readers):
+        raise UnsupportedError(f"node {node.name!r} ({node.op.kind}): reshaping {list(before)} "
+                               f"to {list(after)} before a Concat is not supported")
     if dst in g.outputs and before != after:
         g.notes.append(f"output {dst!r}: {node.op.kind} {node.name!r} removed, the output "
                        f"stream {list(before)} is the row-major data of ONNX shape {list(after)}")
@@ -498,6 +503,9 @@ def _range(g: ir.Graph, tensor: str) -> tuple[float, float]:
     p = g.producer(tensor)
     while p is not None and isinstance(p.op, ir.MaxPool):
         p = g.producer(p.inputs[0])
+    if p is not None and isinstance(p.op, ir.Concat):  # the union of its inputs' ranges
+        ranges = [_range(g, t) for t in p.inputs]
+        return min(r[0] for r in ranges), max(r[1] for r in ranges)
     if p is None or not isinstance(p.op, _LAYERS + (ir.Relu, ir.Clip)):
         return _NO_ACT
     return _bounds(p.op)
@@ -548,6 +556,18 @@ def _fold_pad(g: ir.Graph, node: ir.Node) -> None:
             inputs=tuple(node.inputs[0] if i == node.outputs[0] else i for i in r.inputs)))
     g.remove_node(node.name)
     g.tensors.pop(node.outputs[0], None)
+
+
+def _check_concat(g: ir.Graph, node: ir.Node) -> None:
+    """A Concat's inputs agree in every dimension but the channels (axis 1), which add up to
+    the output's (a Gemm made a Conv may have made one input 4-D)."""
+    shapes = [g.tensor(t).shape for t in node.inputs]
+    out = g.tensor(node.outputs[0]).shape
+    rest = {(len(sh), sh[:1] + sh[2:]) for sh in [*shapes, out]}
+    if len(rest) != 1 or len(out) not in (2, 4) or sum(sh[1] for sh in shapes) != out[1]:
+        raise UnsupportedError(f"node {node.name!r} (Concat): after canonicalization its inputs "
+                               f"are {[list(sh) for sh in shapes]} and its output {list(out)}; "
+                               "a Concat needs inputs that differ only in channels (axis 1)")
 
 
 def _check_add(g: ir.Graph, node: ir.Node) -> None:

@@ -48,7 +48,8 @@ class Quantize:
         numerics.check_bits("--wbits", self.wbits)
         numerics.check_bits("--abits", self.abits)
         for node in g.nodes():
-            if not isinstance(node.op, ir.Input | ir.Dense | ir.Conv | ir.MaxPool | ir.AddAct):
+            if not isinstance(node.op, ir.Input | ir.Dense | ir.Conv | ir.MaxPool | ir.AddAct
+                              | ir.Concat):
                 raise PassError(f"Quantize requires Input, Dense, Conv, MaxPool and AddAct "
                                 f"nodes; node {node.name!r} is {node.op.kind}: run Canonicalize "
                                 "first")
@@ -67,6 +68,8 @@ class Quantize:
                 self._lower(g, out, node, formats)
             elif isinstance(node.op, ir.AddAct):
                 self._lower_add(g, out, node, formats)
+            elif isinstance(node.op, ir.Concat):
+                self._lower_concat(g, out, node, formats)
             elif isinstance(node.op, ir.MaxPool):
                 op = node.op
                 out.replace_node(ir.Node(node.name, ir.QMaxPool(
@@ -97,6 +100,11 @@ class Quantize:
                 v = acts[t]
                 if isinstance(node.op, ir.MaxPool):  # a max of values needs no new scale
                     formats[t] = formats[node.inputs[0]]
+                elif isinstance(node.op, ir.Concat):  # unsigned when every input is
+                    signed = any(formats[i].signed for i in node.inputs)
+                    top = float(np.abs(v).max() if signed else v.max())
+                    formats[t] = ir.QFormat(self.abits, signed,
+                                            numerics.frac_for(top, smax if signed else umax))
                 elif unsigned_output(node.op):
                     formats[t] = ir.QFormat(self.abits, False, numerics.frac_for(v.max(), umax))
                 else:
@@ -164,6 +172,18 @@ class Quantize:
             if not any(c == name for other in out.nodes() for _, name in other.consts):
                 out.consts.pop(c, None)
 
+    def _lower_concat(self, g: ir.Graph, out: ir.Graph, node: ir.Node,
+                      formats: dict[str, ir.QFormat]) -> None:
+        """Concat -> QConcat: each channel requantized from its input's scale to the output's
+        (identity weights in hardware, so the accumulator is the input value itself)."""
+        mult, shift = _concat_params(g, node, formats)
+        fout = formats[node.outputs[0]]
+        bits = max(formats[t].bits for t in node.inputs)
+        qop = ir.QConcat(acc_bits=numerics.acc_bits(2, bits, 1), lo=fout.lo, hi=fout.hi)
+        consts = tuple((role, out.add_const(f"{node.name}.{role}", np.asarray(v, np.int64)))
+                       for role, v in (("mult", mult), ("shift", shift)))
+        out.replace_node(ir.Node(node.name, qop, node.inputs, node.outputs, consts))
+
     def _lower_add(self, g: ir.Graph, out: ir.Graph, node: ir.Node,
                    formats: dict[str, ir.QFormat]) -> None:
         """AddAct -> QAdd: both inputs aligned to the finer of their scales by power-of-two
@@ -184,6 +204,17 @@ class Quantize:
                                        ("shift", shift),
                                        *_leaky_consts(g, out, node, mult, shift)))
         out.replace_node(ir.Node(node.name, qop, node.inputs, node.outputs, consts))
+
+
+def _concat_params(g: ir.Graph, node: ir.Node, formats: dict[str, ir.QFormat]
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Per output channel of a Concat, (mult, shift) from its input's scale to the output's."""
+    fracs = np.concatenate([np.full(g.tensor(t).shape[1], formats[t].frac, np.int64)
+                            for t in node.inputs])
+    try:
+        return numerics.requant_params(fracs, formats[node.outputs[0]].frac)
+    except OptionError as e:
+        raise OptionError(f"node {node.name!r} (Concat): {e}") from e
 
 
 def _leaky_consts(g: ir.Graph, out: ir.Graph, node: ir.Node, mult: np.ndarray,

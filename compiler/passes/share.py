@@ -89,7 +89,8 @@ class Share:
     def __call__(self, g: ir.Graph) -> ir.Graph:
         check_bits(self.bits)
         for node in g.nodes():
-            if not isinstance(node.op, ir.Input | ir.QDense | ir.QConv | ir.QMaxPool | ir.QAdd):
+            if not isinstance(node.op, ir.Input | ir.QDense | ir.QConv | ir.QMaxPool | ir.QAdd
+                              | ir.QConcat):
                 raise PassError(f"Share requires Input, QDense, QConv, QMaxPool and QAdd nodes; "
                                 f"node {node.name!r} is {node.op.kind}: run Quantize first")
         out = g.copy()

@@ -134,5 +134,40 @@ def _build(name: str, op: str, attrs: dict, shape: tuple[int, ...], opset: int, 
                     (numpy_helper.from_array(y).SerializeToString(),))
 
 
+# Concat joins activations only (a constant input is rejected, and the wheel's tests bind every
+# input but the first as a constant): these feed it the graph input and ops of it. name, input
+# shape, axis, and the Concat's inputs as (op, attributes) applied to x (None: x itself).
+CONCAT_CASES: list[tuple[str, tuple[int, ...], int, list]] = [
+    ("concat_self_4d", (1, 3, 4, 4), 1, [None, None]),
+    ("concat_three_4d_negative_axis", (1, 2, 3, 3), -3,
+     [None, ("MaxPool", {"kernel_shape": [2, 2], "pads": [1, 1, 0, 0]}),
+      ("LeakyRelu", {"alpha": 0.3})]),
+    ("concat_2d_axis1", (2, 5), 1, [("LeakyRelu", {"alpha": 0.0}), None]),
+    ("concat_1d", (1, 2, 5), 1, [None, ("MaxPool", {"kernel_shape": [2], "pads": [1, 0]})]),
+]
+
+
+def _build_concat(name: str, shape: tuple[int, ...], axis: int, parts: list) -> NodeTest:
+    nodes, ins = [], []
+    for i, part in enumerate(parts):
+        if part is None:
+            ins.append("x")
+            continue
+        op, attrs = part
+        nodes.append(oh.make_node(op, ["x"], [f"p{i}"], **attrs))
+        ins.append(f"p{i}")
+    nodes.append(oh.make_node("Concat", ins, ["y"], axis=axis))
+    graph = oh.make_graph(nodes, name, [oh.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+                          [oh.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    model = oh.make_model(graph, opset_imports=[oh.make_opsetid("", 13)])
+    model.ir_version = 7
+    model = onnx.shape_inference.infer_shapes(model)
+    x = np.random.default_rng(len(name)).standard_normal(shape).astype(np.float32)
+    y = _reference(model, x)
+    return NodeTest(name, "Concat", model.SerializeToString(),
+                    (numpy_helper.from_array(x).SerializeToString(),),
+                    (numpy_helper.from_array(y).SerializeToString(),))
+
+
 def extra_tests() -> list[NodeTest]:
-    return [_build(*case) for case in CASES]
+    return [_build(*case) for case in CASES] + [_build_concat(*c) for c in CONCAT_CASES]

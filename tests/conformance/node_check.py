@@ -171,7 +171,10 @@ def quant_bound(canon: ir.Graph, q: ir.Graph, x: np.ndarray) -> float:
       LSB_out / 2 (the activation and saturation are 1-Lipschitz and the float value is inside
       the range); E_y is the largest over channels n;
     - MaxPool: E_y = E_x (a max of values each within E_x);
-    - AddAct: the inputs are aligned exactly, E_y = E_a + E_b + LSB_out / 2.
+    - AddAct: the inputs are aligned exactly, E_y = E_a + E_b + LSB_out / 2;
+    - Concat: each channel is its input's value requantized, E_y = max E_input + LSB_out / 2;
+    - a fused LeakyRelu multiplies a layer's error by max(1, alpha) and adds its realised
+      slope's error (``numerics.leaky_error`` x max |output|).
     For a depth-d graph this is d output LSBs plus the propagated input and weight rounding,
     which a dot product of length K amplifies by its weights' L1 norm.
     """
@@ -184,6 +187,8 @@ def quant_bound(canon: ir.Graph, q: ir.Graph, x: np.ndarray) -> float:
             err[out] = lsb_out / 2
         elif isinstance(node.op, ir.QMaxPool):
             err[out] = err[node.inputs[0]]
+        elif isinstance(node.op, ir.QConcat):  # per channel, its input's error + rounding
+            err[out] = max(err[t] for t in node.inputs) + lsb_out / 2
         elif isinstance(node.op, ir.QAdd):
             lip, slope = _leaky(canon, canon.node(node.name), q, node, vals)
             err[out] = lip * (err[node.inputs[0]] + err[node.inputs[1]]) + slope + lsb_out / 2
