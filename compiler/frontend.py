@@ -32,10 +32,10 @@ from edgehls import ir, numerics
 from edgehls.errors import ModelError, OptionError, UnsupportedError
 
 SUPPORTED = ("Add", "AveragePool", "BatchNormalization", "Clip", "Concat", "Conv", "Dropout",
-             "Flatten",
+             "Flatten", "HardSigmoid", "HardSwish",
              "Gemm", "GlobalAveragePool", "GlobalMaxPool", "Identity", "LeakyRelu", "MatMul",
-             "MaxPool", "Mul", "Pad", "PRelu", "ReduceMean", "Relu", "Reshape", "Softmax", "Sum",
-             "Transpose")
+             "MaxPool", "Mul", "Pad", "PRelu", "ReduceMean", "Relu", "Reshape", "Sigmoid",
+             "Softmax", "Sum", "Transpose")
 _PASS_THROUGH = ("Identity", "Dropout", "Flatten", "Reshape")
 _WINDOWED = ("Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool")
 _NOT_YET: dict[str, str] = {}
@@ -403,6 +403,21 @@ class _Builder:
                                    "slope >= 0")
         return ir.LeakyRelu(alpha), ()
 
+    def _sigmoid(self, node: onnx.NodeProto, attrs: dict, ins: list[str], where: str
+                 ) -> tuple[ir.Op, tuple[tuple[str, str], ...]]:
+        return ir.TableAct("sigmoid"), ()
+
+    def _hardswish(self, node: onnx.NodeProto, attrs: dict, ins: list[str], where: str
+                   ) -> tuple[ir.Op, tuple[tuple[str, str], ...]]:
+        return ir.TableAct("hardswish"), ()
+
+    def _hardsigmoid(self, node: onnx.NodeProto, attrs: dict, ins: list[str], where: str
+                     ) -> tuple[ir.Op, tuple[tuple[str, str], ...]]:
+        alpha, beta = float(attrs.get("alpha", 0.2)), float(attrs.get("beta", 0.5))
+        if not (np.isfinite(alpha) and np.isfinite(beta)):
+            raise UnsupportedError(f"{where}: alpha {alpha} and beta {beta} must be finite")
+        return ir.TableAct("hardsigmoid", alpha, beta), ()
+
     def _prelu(self, node: onnx.NodeProto, attrs: dict, ins: list[str], where: str
                ) -> tuple[ir.Op, tuple[tuple[str, str], ...]]:
         """PRelu with a constant per-channel (or scalar) slope: a LeakyRelu of slopes [C]."""
@@ -573,7 +588,8 @@ class _Window:
 
 
 _CNN_OPS = ("Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "ReduceMean",
-            "BatchNormalization", "Mul", "Clip", "Pad", "LeakyRelu", "PRelu")
+            "BatchNormalization", "Mul", "Clip", "Pad", "LeakyRelu", "PRelu", "Sigmoid",
+            "HardSigmoid", "HardSwish")
 
 
 def _constant_value(node: onnx.NodeProto, attrs: dict) -> np.ndarray:

@@ -199,6 +199,7 @@ FLOAT_STEPS: dict[type[ir.Op], Step] = {
     ir.Add: _add,
     ir.Relu: lambda g, n, xs: np.maximum(xs[0], 0.0),
     ir.LeakyRelu: _leakyrelu,
+    ir.TableAct: lambda g, n, xs: numerics.table_function(n.op.fn, xs[0], n.op.alpha, n.op.beta),
     ir.Flatten: _same,
     ir.Reshape: _same,
     ir.Transpose: _transpose,
@@ -218,8 +219,14 @@ FLOAT_STEPS: dict[type[ir.Op], Step] = {
 
 def _qdense(g: ir.Graph, n: ir.Node, xs: list[np.ndarray]) -> np.ndarray:
     w = g.const(n, "weight")
-    return numerics.dense(_rows(xs[0], w.shape[0]), w, g.const(n, "bias"), g.const(n, "mult"),
-                          g.const(n, "shift"), n.op.lo, n.op.hi, _neg(g, n))
+    return _lut(g, n, numerics.dense(_rows(xs[0], w.shape[0]), w, g.const(n, "bias"),
+                                     g.const(n, "mult"), g.const(n, "shift"), n.op.lo, n.op.hi,
+                                     _neg(g, n)))
+
+
+def _lut(g: ir.Graph, n: ir.Node, y: np.ndarray) -> np.ndarray:
+    """A fused table activation's lookup of the requantized codes (none: y itself)."""
+    return y if n.const_name("lut") is None else numerics.lookup(y, g.const(n, "lut"))
 
 
 def _neg(g: ir.Graph, n: ir.Node) -> tuple[np.ndarray, np.ndarray] | None:
@@ -243,7 +250,7 @@ def _qconv(g: ir.Graph, n: ir.Node, xs: list[np.ndarray]) -> np.ndarray:
     args = [g.const(n, r) for r in ("weight", "bias", "mult", "shift")]
     ys = [numerics.conv(x, *args, op.lo, op.hi, op.kernel, op.strides, op.pads, op.dilations,
                         op.group, _neg(g, n)) for x in _nhwc(g, n.inputs[0], xs[0])]
-    return np.stack(ys).transpose(0, 3, 1, 2)  # [S * N, OH, OW, Cout] -> NCHW
+    return _lut(g, n, np.stack(ys).transpose(0, 3, 1, 2))  # [S * N, OH, OW, Cout] -> NCHW
 
 
 def _qmaxpool(g: ir.Graph, n: ir.Node, xs: list[np.ndarray]) -> np.ndarray:
@@ -259,7 +266,7 @@ def _qadd(g: ir.Graph, n: ir.Node, xs: list[np.ndarray]) -> np.ndarray:
     a, b = (np.moveaxis(x, 2, -1) for x in xs)
     y = numerics.add(a, b, int(g.const(n, "wa")[0]), int(g.const(n, "wb")[0]),
                      g.const(n, "mult"), g.const(n, "shift"), n.op.lo, n.op.hi, _neg(g, n))
-    return np.moveaxis(y, -1, 2)
+    return _lut(g, n, np.moveaxis(y, -1, 2))
 
 
 def _qconcat(g: ir.Graph, n: ir.Node, xs: list[np.ndarray]) -> np.ndarray:

@@ -134,6 +134,18 @@ class LeakyRelu(Op):
 
 
 @dataclass(frozen=True)
+class TableAct(Op):
+    """Sigmoid, HardSigmoid (``alpha``, ``beta``) or HardSwish: ``fn`` one of
+    ``numerics.TABLE_FUNCTIONS``. Quantize fuses it into the layer before it as a lookup table
+    (const 'lut' of that layer: ``numerics.build_table``)."""
+
+    kind: ClassVar[str] = "TableAct"
+    fn: str = "sigmoid"
+    alpha: float = 0.2
+    beta: float = 0.5
+
+
+@dataclass(frozen=True)
 class Flatten(Op):
     kind: ClassVar[str] = "Flatten"
     axis: int = 1
@@ -191,7 +203,9 @@ class QDense(Op):
     consts: 'weight' int [K, N] (wbits, symmetric), 'bias' int [N] at accumulator scale,
     'mult' int [N] and 'shift' int [N] (requantization, per output channel), and with a fused
     LeakyRelu/PRelu 'mult_n', 'shift_n' [N], used instead where acc + bias < 0
-    (``numerics.leaky_params``). The input and
+    (``numerics.leaky_params``), and with a fused table activation 'lut' [2**bits]
+    (``numerics.lookup`` of the requantized code; the output tensor is then the table's). The
+    input and
     output tensors carry their QFormat; ``lo``/``hi`` are the output clamp (ReLU folded in).
     With weight sharing, ``share_bits`` > 0 and const 'codebook' int [2**share_bits] holds the
     shared values: every entry of 'weight' is one of them, and the weight ROM stores indices.
@@ -352,7 +366,8 @@ class QConcat(Op):
 
 
 OPS: dict[str, type[Op]] = {
-    c.kind: c for c in (Input, Gemm, MatMul, Add, Relu, LeakyRelu, Flatten, Reshape, Transpose,
+    c.kind: c for c in (Input, Gemm, MatMul, Add, Relu, LeakyRelu, TableAct, Flatten, Reshape,
+                        Transpose,
                         Identity, Softmax, Dense, QDense, Conv, BatchNorm, MaxPool, AvgPool,
                         GlobalAvgPool, Clip, Pad, QConv, QMaxPool, AddAct, QAdd, Concat, QConcat)
 }

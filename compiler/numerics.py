@@ -283,3 +283,53 @@ def concat(xs: list[np.ndarray], mult: np.ndarray, shift: np.ndarray, lo: int, h
     1 x 1 convolution over the inputs stacked along K with identity weights."""
     acc = np.concatenate([np.asarray(x, dtype=np.int64) for x in xs], axis=-1)
     return requantize(acc, mult, shift, lo, hi)
+
+
+# --- table activations: Sigmoid, HardSigmoid, HardSwish ----------------------------------------
+
+TABLE_FUNCTIONS = ("sigmoid", "hardsigmoid", "hardswish")
+
+
+def table_function(fn: str, x: np.ndarray, alpha: float = 0.2, beta: float = 0.5
+                   ) -> np.ndarray:
+    """The float activation a lookup table realises (ONNX semantics; ``alpha``/``beta`` are
+    HardSigmoid's)."""
+    x = np.asarray(x, dtype=np.float64)
+    if fn == "sigmoid":
+        return 1.0 / (1.0 + np.exp(-x))
+    if fn == "hardsigmoid":
+        return np.clip(alpha * x + beta, 0.0, 1.0)
+    if fn == "hardswish":
+        return x * np.clip(x / 6.0 + 0.5, 0.0, 1.0)
+    raise OptionError(f"table activation {fn!r} is not one of {', '.join(TABLE_FUNCTIONS)}")
+
+
+def table_lipschitz(fn: str, alpha: float = 0.2) -> float:
+    """max |f'|: how much an input error can grow through the activation."""
+    return {"sigmoid": 0.25, "hardsigmoid": abs(alpha), "hardswish": 1.5}[fn]
+
+
+def build_table(fn: str, bits: int, frac_in: int, frac_out: int, lo: int, hi: int,
+                alpha: float = 0.2, beta: float = 0.5) -> np.ndarray:
+    """The lookup table of an activation on a signed ``bits``-wide input code z (scale
+    2**-frac_in): entry z + 2**(bits-1), for z = -2**(bits-1) .. 2**(bits-1)-1, is the output
+    code quantize(f(z * 2**-frac_in), frac_out, lo, hi) (round half up, saturated). 2**bits
+    int64 entries."""
+    z = np.arange(-(1 << (bits - 1)), 1 << (bits - 1), dtype=np.int64)
+    return quantize(table_function(fn, dequantize(z, frac_in), alpha, beta), frac_out, lo, hi)
+
+
+def lookup(z: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """table[z + 2**(bits-1)], bits = log2(len(table)): the hardware's index is z's low bits
+    with the sign bit inverted."""
+    table = np.asarray(table, dtype=np.int64)
+    return table[np.asarray(z, dtype=np.int64) + (table.size >> 1)]
+
+
+def table_error(fn: str, table: np.ndarray, frac_in: int, frac_out: int, lo: int, hi: int,
+                alpha: float = 0.2, beta: float = 0.5) -> float:
+    """max |dequantized table entry - f(entry's input)| over the codes z in [lo, hi] the
+    producing layer can output, in real units (divide by 2**-frac_out for output LSBs)."""
+    z = np.arange(lo, hi + 1, dtype=np.int64)
+    ref = table_function(fn, dequantize(z, frac_in), alpha, beta)
+    return float(np.abs(dequantize(lookup(z, table), frac_out) - ref).max(initial=0.0))

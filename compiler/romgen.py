@@ -39,6 +39,16 @@ class HwParams:
     SMAX: int = 1  # largest stride
     MB: int = numerics.MULT_BITS
     SB: int = numerics.SHIFT_BITS
+    NLUT: int = 0  # table activations (hw/column.v's table stage when > 0)
+
+    @property
+    def LIW(self) -> int:
+        return max(1, clog2(self.NLUT))
+
+    @property
+    def LUT_DEPTH(self) -> int:
+        """Table ROM words: 2**LIW tables of 2**(AW-1) entries (hw/column.v)."""
+        return 1 << (self.LIW + self.AW - 1)
 
     @property
     def DW(self) -> int:
@@ -106,7 +116,8 @@ class HwParams:
 
     @property
     def PW(self) -> int:
-        return self.ACC_W + 2 * self.MB + 2 * self.SB + 2 * self.AW
+        return (self.ACC_W + 2 * self.MB + 2 * self.SB + 2 * self.AW
+                + (1 + self.LIW if self.NLUT else 0))
 
 
 def hw_params(g: ir.Graph, s: Schedule) -> HwParams:
@@ -128,7 +139,8 @@ def hw_params(g: ir.Graph, s: Schedule) -> HwParams:
         R=s.R, C=s.C, B=s.B, AW=abits + 1, WW=wbits, ACC_W=acc,
         ADEPTH=s.adepth, MDEPTH=s.mdepth, NT=max(1, len(s.tiles)), WDEPTH=s.wdepth,
         PDEPTH=s.pdepth, NL=len(geo), SHARE=shares.pop(), DMAX=dmax,
-        SMAX=max([1] + [max(x.sh, x.sw) for x in geo]))
+        SMAX=max([1] + [max(x.sh, x.sw) for x in geo]),
+        NLUT=sum(1 for n in layers if n.const_name("lut")))
     lim = 1 << (p.XAW - 1)
     if any(not -lim <= v < lim for t in s.tiles for v in (t.rd_base,)) or any(
             not -lim <= v < lim for x in geo for v in (x.a_step, x.a_wrap)):
@@ -215,7 +227,9 @@ def codebook_words(g: ir.Graph, s: Schedule, p: HwParams) -> list[int]:
 
 def post_words(g: ir.Graph, s: Schedule, p: HwParams) -> list[list[int]]:
     """Per column j, one word per (layer, column group): bias, mult, shift, lo, hi, mult_n,
-    shift_n (the pair used where acc + bias < 0: a fused LeakyRelu's, else mult and shift)."""
+    shift_n (the pair used where acc + bias < 0: a fused LeakyRelu's, else mult and shift), and
+    in a design with tables lut_id, lut_en (the layer's table, in layer order)."""
+    luts = lut_ids(g)
     cols: list[list[int]] = [[0] * p.PDEPTH for _ in range(s.C)]
     for plan, node in zip(s.layers, dense_layers(g), strict=True):
         if isinstance(node.op, ir.QMaxPool):  # the maximum passes through at its own scale
@@ -237,8 +251,29 @@ def post_words(g: ir.Graph, s: Schedule, p: HwParams) -> list[list[int]]:
                 if n < plan.N:
                     cols[j][plan.p_base + nt] = pack([
                         (bias[n], p.ACC_W), (mult[n], p.MB), (shift[n], p.SB),
-                        (lo, p.AW), (hi, p.AW), (mult_n[n], p.MB), (shift_n[n], p.SB)])
+                        (lo, p.AW), (hi, p.AW), (mult_n[n], p.MB), (shift_n[n], p.SB),
+                        *([(luts.get(node.name, 0), p.LIW), (node.name in luts, 1)]
+                          if p.NLUT else [])])
     return cols
+
+
+def lut_ids(g: ir.Graph) -> dict[str, int]:
+    """Layer name -> its table's index, for the layers with a table activation, in order."""
+    names = [n.name for n in dense_layers(g) if n.const_name("lut")]
+    return {name: i for i, name in enumerate(names)}
+
+
+def lut_words(g: ir.Graph, p: HwParams) -> list[int]:
+    """The table ROM: table t at t * 2**(AW-1), entry z + 2**(AW-2) for the code z (a table of
+    fewer bits than the widest activation is extended with its edge entries)."""
+    half = 1 << (p.AW - 2)
+    words = [0] * p.LUT_DEPTH
+    for t, node in enumerate(n for n in dense_layers(g) if n.const_name("lut")):
+        table = np.asarray(g.const(node, "lut"), dtype=np.int64)
+        z = np.clip(np.arange(-half, half), -(table.size >> 1), (table.size >> 1) - 1)
+        for i, v in enumerate(numerics.lookup(z, table)):
+            words[t * 2 * half + i] = pack([(v, p.AW)])
+    return words
 
 
 def rom_images(g: ir.Graph, s: Schedule, p: HwParams) -> dict[str, tuple[str, int]]:
@@ -250,6 +285,8 @@ def rom_images(g: ir.Graph, s: Schedule, p: HwParams) -> dict[str, tuple[str, in
     }
     if p.SHARE:
         files["codebook.hex"] = (codebook_words(g, s, p), p.WW)
+    if p.NLUT:
+        files["lut.hex"] = (lut_words(g, p), p.AW)
     for j, words in enumerate(post_words(g, s, p)):
         files[f"post_c{j}.hex"] = (words, p.PW)
     return {name: (hex_lines(words, width), width) for name, (words, width) in files.items()}

@@ -19,11 +19,12 @@ import numpy as np
 from edgehls import ir, lowering
 
 
-def drain(r: int, c: int) -> int:
+def drain(r: int, c: int, xlat: int = 0) -> int:
     """Run cycles from a tile's last step issue to its last activation write, plus one: read 2,
     array R + 2 (registered multiplier inputs and products), column skew C - 1, accumulate 1,
-    requantize 6, write 1."""
-    return r + c + 11
+    requantize 6, write 1; plus ``xlat``, the table stage (1 in a design with table
+    activations, for every layer)."""
+    return r + c + 11 + xlat
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,7 @@ class Schedule:
     # layer-table entries after the layers' own (index len(layers) + i): a Concat source whose
     # words per pixel differ from its first source's, with the layer each belongs to
     extra_tables: list[tuple[int, LayerGeometry]] = field(default_factory=list)
+    xlat: int = 0  # extra column latency: 1 when some layer has a table activation
 
     @property
     def tables(self) -> list[LayerGeometry]:
@@ -257,7 +259,8 @@ def schedule(g: ir.Graph, r: int, c: int) -> Schedule:
     sched = Schedule(r, c, b, layers, tiles, adepth, mdepth, max(1, p_base))
     sched.base = base
     sched.extra_tables = extra
-    sched.decide, sched.load, sched.total_cycles = cycle_model(tiles, r, c)
+    sched.xlat = int(any(node.const_name("lut") for node in nodes))
+    sched.decide, sched.load, sched.total_cycles = cycle_model(tiles, r, c, sched.xlat)
     return sched
 
 
@@ -268,7 +271,8 @@ def _table(geo: lowering.Geom, stride: int, cin: int) -> LayerGeometry:
                          (sh * geo.iw - (geo.ow - 1) * sw) * stride, geo.max_mode, cin)
 
 
-def cycle_model(tiles: list[Tile], r: int, c: int) -> tuple[list[int], list[int], int]:
+def cycle_model(tiles: list[Tile], r: int, c: int, xlat: int = 0
+                ) -> tuple[list[int], list[int], int]:
     """The sequencer's timing (hw/sequencer.v), tile by tile.
 
     L_i = max(L_{i-1} + R, D_{i-1} + 1 + C): the weight loader is busy R cycles, and may only
@@ -277,7 +281,7 @@ def cycle_model(tiles: list[Tile], r: int, c: int) -> tuple[list[int], list[int]
     stream back to back; a layer's first tile waits until the previous layer's writes landed.
     Total = D_last + M_last + drain.
     """
-    dr = drain(r, c)
+    dr = drain(r, c, xlat)
     decide: list[int] = []
     load: list[int] = []
     for i, t in enumerate(tiles):

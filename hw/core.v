@@ -19,6 +19,8 @@
 //   OUT_TW     output tdata width; OUT_M x OUT_N the output tensor; OUT_BASE its first word
 //   CSW        layer-select width (`w_layer` tells a codebook decoder which layer is loading)
 //   DW, STW, XAW, SDW, LTW  window-walk widths and the layer-table word (edgehls_sequencer)
+//   NLUT, LIW, LUT_FILE  table activations (edgehls_column): with NLUT > 0 every column has a
+//              table stage, one more cycle of write latency (the sequencer's XLAT)
 //
 // Protocol: `start` (one cycle) -> the core takes IN_M*IN_K elements from s_axis (NHWC order,
 // one element a beat) -> runs the schedule (`run_cycles` counts these cycles, deterministic) ->
@@ -63,7 +65,10 @@ module edgehls_core #(
     parameter integer SW = WAW + MCW + RCW + CCW + 3 + XAW + 2 * AAW + 2 * BW + PAW + CSW
                            + 2 * SDW + 2 * CCW,
     parameter integer SAW = (NT > 1) ? $clog2(NT) : 1,
-    parameter integer PW = ACC_W + 2 * MB + 2 * SB + 2 * AW
+    parameter integer NLUT = 0,
+    parameter integer LIW = 1,
+    parameter LUT_FILE = "lut.hex",
+    parameter integer PW = ACC_W + 2 * MB + 2 * SB + 2 * AW + ((NLUT > 0) ? 1 + LIW : 0)
 ) (
     input  wire                clk,
     input  wire                rst_n,
@@ -150,7 +155,8 @@ module edgehls_core #(
 
     edgehls_sequencer #(
         .R(R), .C(C), .NT(NT), .WAW(WAW), .MCW(MCW), .RCW(RCW), .CCW(CCW), .AAW(AAW),
-        .BW(BW), .PAW(PAW), .CSW(CSW), .XAW(XAW), .DW(DW), .SDW(SDW), .STW(STW), .LTW(LTW)
+        .BW(BW), .PAW(PAW), .CSW(CSW), .XAW(XAW), .DW(DW), .SDW(SDW), .STW(STW), .LTW(LTW),
+        .XLAT((NLUT > 0) ? 1 : 0)
     ) u_seq (
         .clk(clk), .rst_n(rst_n), .go(go), .finished(finished), .cycles(run_cycles),
         .sched_addr_ld(sched_addr_ld), .sched_ld(sched_ld),
@@ -333,7 +339,8 @@ module edgehls_core #(
             wire [CTW-1:0] cw = chain[3 + R + gj];
             edgehls_column #(
                 .J(gj), .B(B), .AW(AW), .ACC_W(ACC_W), .MDEPTH(MDEPTH), .MCW(MCW),
-                .AAW(AAW), .BW(BW), .CCW(CCW), .PAW(PAW), .MB(MB), .SB(SB), .PW(PW)
+                .AAW(AAW), .BW(BW), .CCW(CCW), .PAW(PAW), .MB(MB), .SB(SB), .PW(PW),
+                .NLUT(NLUT), .LIW(LIW), .LUT_FILE(LUT_FILE)
             ) u_col (
                 .clk(clk), .rst_n(rst_n),
                 .psum(psum[gj*ACC_W +: ACC_W]),

@@ -22,6 +22,8 @@ _WHY = {
             "so after a residual Add",
     "LeakyRelu": "a LeakyRelu/PRelu is fused into the layer before it or becomes a per-channel "
                  "layer of its own, which needs a [N, C] or [N, C, H, W] input",
+    "TableAct": "a Sigmoid/HardSigmoid/HardSwish needs a [N, C] or [N, C, H, W] input (it "
+                "becomes a lookup table after a layer's requantizer)",
     "Pad": "a Pad must feed only Conv/MaxPool/AveragePool nodes (a MaxPool only when its input "
            "is non-negative, e.g. after a ReLU)",
     "BatchNorm": "only a BatchNormalization of a [N, C] or [N, C, H, W] tensor is supported",
@@ -34,7 +36,7 @@ _WHY = {
 _TO_NHWC = (0, 2, 3, 1)  # the hardware's stream order of an [N, C, H, W] tensor
 _SPATIAL = (ir.Conv, ir.MaxPool, ir.AvgPool, ir.GlobalAvgPool, ir.Pad, ir.BatchNorm)
 _LAYERS = (ir.Conv, ir.Dense, ir.AddAct)  # the ops a Relu can fuse into
-_CANONICAL = (ir.Input, ir.Dense, ir.Conv, ir.MaxPool, ir.AddAct, ir.Concat)
+_CANONICAL = (ir.Input, ir.Dense, ir.Conv, ir.MaxPool, ir.AddAct, ir.Concat, ir.TableAct)
 _NO_ACT = (-np.inf, np.inf)
 
 
@@ -96,6 +98,8 @@ class Canonicalize:
             _fuse_act(g, node)
         for node in _each(g, ir.LeakyRelu):
             _fuse_leaky(g, node)
+        for node in _each(g, ir.TableAct):
+            _table_input(g, node)
         for node in _each(g, ir.Pad):
             _fold_pad(g, node)
         _remove_dead(g)  # e.g. a Transpose folded into a Gemm's weights
@@ -112,6 +116,9 @@ class Canonicalize:
                 _check_add(g, node)
             if isinstance(node.op, ir.Concat):
                 _check_concat(g, node)
+            if isinstance(node.op, ir.TableAct) and not _table_ready(g, node):
+                raise UnsupportedError(f"node {node.name!r} ({node.op.kind} {node.op.fn}): "
+                                       f"{_WHY['TableAct']}")
         used = {c for node in g.nodes() for _, c in node.consts}
         g.consts = {k: v for k, v in g.consts.items() if k in used}
         g.verify()
@@ -495,6 +502,39 @@ def _fuse_leaky(g: ir.Graph, node: ir.Node) -> None:
     node = g.node(node.name)
     g.replace_node(dataclasses.replace(node, consts=node.consts + (
         ("alpha", _new_const(g, f"{node.name}.alpha", alpha)),)))
+
+
+def _table_ready(g: ir.Graph, node: ir.Node) -> bool:
+    """Whether a table activation's input comes from a layer without activation that it alone
+    reads (Quantize fuses the table into that layer's requantizer, whose code indexes it)."""
+    p = _alone(g, node)
+    if p is None:
+        return False
+    if isinstance(p.op, ir.Conv | ir.AddAct):
+        return p.op.act == "none"
+    return (isinstance(p.op, ir.Dense) and not p.op.relu and not p.op.leaky
+            and len(g.tensor(p.outputs[0]).shape) == 2)
+
+
+def _table_input(g: ir.Graph, node: ir.Node) -> None:
+    """Give a table activation (Sigmoid, HardSigmoid, HardSwish) a layer to fuse into: when its
+    input is not a fresh layer output it reads alone, an identity layer is put before it (a
+    depthwise 1x1 Conv of weight 1 on [N, C, H, W], a diagonal Dense on [N, C])."""
+    if _table_ready(g, node):
+        return
+    shape = g.tensor(node.inputs[0]).shape
+    if len(shape) not in (2, 4):
+        return  # rejected by name
+    c = shape[1]
+    name, key = f"{node.name}.in", f"{node.inputs[0]}.{node.name}"
+    g.add_tensor(ir.Tensor(key, shape))
+    layer = ir.Node(name, ir.Identity(), node.inputs, (key,))
+    g.add_node(layer)
+    g.replace_node(dataclasses.replace(node, inputs=(key,)))
+    if len(shape) == 4:
+        _conv(g, layer, ir.Conv(group=c), np.ones((c, 1, 1, 1)), np.zeros(c))
+    else:
+        _dense(g, layer, np.eye(c), np.zeros(c))
 
 
 def _range(g: ir.Graph, tensor: str) -> tuple[float, float]:

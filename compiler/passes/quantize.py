@@ -49,7 +49,7 @@ class Quantize:
         numerics.check_bits("--abits", self.abits)
         for node in g.nodes():
             if not isinstance(node.op, ir.Input | ir.Dense | ir.Conv | ir.MaxPool | ir.AddAct
-                              | ir.Concat):
+                              | ir.Concat | ir.TableAct):
                 raise PassError(f"Quantize requires Input, Dense, Conv, MaxPool and AddAct "
                                 f"nodes; node {node.name!r} is {node.op.kind}: run Canonicalize "
                                 "first")
@@ -70,6 +70,9 @@ class Quantize:
                 self._lower_add(g, out, node, formats)
             elif isinstance(node.op, ir.Concat):
                 self._lower_concat(g, out, node, formats)
+        for node in g.nodes():
+            if isinstance(node.op, ir.TableAct):
+                _fuse_table(out, node, formats)
             elif isinstance(node.op, ir.MaxPool):
                 op = node.op
                 out.replace_node(ir.Node(node.name, ir.QMaxPool(
@@ -100,6 +103,9 @@ class Quantize:
                 v = acts[t]
                 if isinstance(node.op, ir.MaxPool):  # a max of values needs no new scale
                     formats[t] = formats[node.inputs[0]]
+                elif isinstance(node.op, ir.TableAct) and node.op.fn != "hardswish":
+                    formats[t] = ir.QFormat(self.abits, False,
+                                            numerics.frac_for(float(v.max()), umax))
                 elif isinstance(node.op, ir.Concat):  # unsigned when every input is
                     signed = any(formats[i].signed for i in node.inputs)
                     top = float(np.abs(v).max() if signed else v.max())
@@ -204,6 +210,39 @@ class Quantize:
                                        ("shift", shift),
                                        *_leaky_consts(g, out, node, mult, shift)))
         out.replace_node(ir.Node(node.name, qop, node.inputs, node.outputs, consts))
+
+
+def _fuse_table(out: ir.Graph, node: ir.Node, formats: dict[str, ir.QFormat]) -> None:
+    """Fuse a table activation into the quantized layer producing its input (Canonicalize made
+    it one with no activation that the table alone reads): that layer gets const 'lut'
+    (``numerics.build_table`` from its requantized code's format to the table's output format)
+    and writes the table's output tensor; a note states the table's error bound."""
+    src, dst = node.inputs[0], node.outputs[0]
+    layer = out.producer(src)
+    if layer is None or not isinstance(layer.op, ir.QDense | ir.QConv | ir.QAdd) \
+            or out.consumers(src) != [node.name] or src in out.outputs:
+        raise PassError(f"node {node.name!r} ({node.op.kind}): its input {src!r} is not a layer "
+                        "output it alone reads: run Canonicalize first")
+    fin, fout = formats[src], formats[dst]
+    op = node.op
+    table = numerics.build_table(op.fn, fin.bits, fin.frac, fout.frac, fout.lo, fout.hi,
+                                 op.alpha, op.beta)
+    err = numerics.table_error(op.fn, table, fin.frac, fout.frac, layer.op.lo, layer.op.hi,
+                               op.alpha, op.beta)
+    shape, before = out.tensor(src).shape, out.tensor(dst).shape
+    out.remove_node(node.name)
+    out.tensors.pop(src, None)
+    if shape != before:  # e.g. a Gemm made a Conv: the layer's own shape, same data
+        out.set_tensor(dst, shape=shape)
+        if dst in out.outputs:
+            out.notes.append(f"output {dst!r}: the output stream {list(shape)} is the row-major "
+                             f"data of ONNX shape {list(before)}")
+    key = out.add_const(f"{layer.name}.lut", table)
+    out.replace_node(ir.Node(layer.name, layer.op, layer.inputs, (dst,),
+                             layer.consts + (("lut", key),)))
+    out.notes.append(f"layer {layer.name!r}: {op.fn} by a {table.size}-entry table: max |error| "
+                     f"{err * 2.0 ** fout.frac:.2f} output LSB ({err:.3g}) against the float "
+                     f"function at each code the layer outputs")
 
 
 def _concat_params(g: ir.Graph, node: ir.Node, formats: dict[str, ir.QFormat]
