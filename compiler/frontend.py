@@ -32,10 +32,9 @@ from edgehls import ir, numerics
 from edgehls.errors import ModelError, OptionError, UnsupportedError
 
 SUPPORTED = ("Add", "AveragePool", "BatchNormalization", "Clip", "Concat", "Conv", "Dropout",
-             "Flatten", "HardSigmoid", "HardSwish",
-             "Gemm", "GlobalAveragePool", "GlobalMaxPool", "Identity", "LeakyRelu", "MatMul",
-             "MaxPool", "Mul", "Pad", "PRelu", "ReduceMean", "Relu", "Reshape", "Sigmoid",
-             "Softmax", "Sum", "Transpose")
+             "Flatten", "Gemm", "GlobalAveragePool", "GlobalMaxPool", "HardSigmoid", "HardSwish",
+             "Identity", "LeakyRelu", "MatMul", "MaxPool", "Mul", "Pad", "PRelu", "ReduceMean",
+             "Relu", "Reshape", "Sigmoid", "Softmax", "Sum", "Transpose")
 _PASS_THROUGH = ("Identity", "Dropout", "Flatten", "Reshape")
 _WINDOWED = ("Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool")
 _NOT_YET: dict[str, str] = {}

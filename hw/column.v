@@ -79,7 +79,10 @@ module edgehls_column #(
     wire         en = (J < c_ncols);
 
     reg              a_valid, a_clear, a_last, a_en, a_max, a_act;
+    // (MCW counts to MDEPTH inclusive; the RAM decodes MAW bits: the top bit may go unused)
+    /* verilator lint_off UNUSEDSIGNAL */
     reg  [MCW-1:0]   a_m;
+    /* verilator lint_on UNUSEDSIGNAL */
     reg  [ACC_W-1:0] a_psum;
     reg  [AT-1:0]    a_tag;
     wire [ACC_W-1:0] acc_q;

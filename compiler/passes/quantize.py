@@ -216,7 +216,8 @@ def _fuse_table(out: ir.Graph, node: ir.Node, formats: dict[str, ir.QFormat]) ->
     """Fuse a table activation into the quantized layer producing its input (Canonicalize made
     it one with no activation that the table alone reads): that layer gets const 'lut'
     (``numerics.build_table`` from its requantized code's format to the table's output format)
-    and writes the table's output tensor; a note states the table's error bound."""
+    and 'lut_frac' [1] (the code's frac) and writes the table's output tensor; a note states
+    the table's error bound."""
     src, dst = node.inputs[0], node.outputs[0]
     layer = out.producer(src)
     if layer is None or not isinstance(layer.op, ir.QDense | ir.QConv | ir.QAdd) \
@@ -238,8 +239,9 @@ def _fuse_table(out: ir.Graph, node: ir.Node, formats: dict[str, ir.QFormat]) ->
             out.notes.append(f"output {dst!r}: the output stream {list(shape)} is the row-major "
                              f"data of ONNX shape {list(before)}")
     key = out.add_const(f"{layer.name}.lut", table)
+    frac = out.add_const(f"{layer.name}.lut_frac", np.array([fin.frac], np.int64))
     out.replace_node(ir.Node(layer.name, layer.op, layer.inputs, (dst,),
-                             layer.consts + (("lut", key),)))
+                             layer.consts + (("lut", key), ("lut_frac", frac))))
     out.notes.append(f"layer {layer.name!r}: {op.fn} by a {table.size}-entry table: max |error| "
                      f"{err * 2.0 ** fout.frac:.2f} output LSB ({err:.3g}) against the float "
                      f"function at each code the layer outputs")

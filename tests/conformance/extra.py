@@ -103,6 +103,14 @@ CASES: list[tuple[str, str, dict, tuple[int, ...], int, list, bool]] = [
      [np.array([0.0, 0.25, 0.5, 0.75, 1.0], np.float32)], False),
     ("prelu_negative_slope", "PRelu", {}, (1, 2, 3, 3), 16,
      [np.array([-0.5, 0.5], np.float32).reshape(2, 1, 1)], False),
+    # Sigmoid, HardSigmoid, HardSwish (lookup tables) on [N, C, H, W] and [N, C]
+    ("sigmoid_4d", "Sigmoid", {}, (1, 3, 4, 4), 13, [], False),
+    ("sigmoid_2d", "Sigmoid", {}, (2, 5), 13, [], False),
+    ("hardsigmoid_4d_attrs", "HardSigmoid", {"alpha": 0.3, "beta": 0.4}, (1, 2, 3, 3), 6, [],
+     False),
+    ("hardsigmoid_2d", "HardSigmoid", {}, (3, 4), 6, [], False),
+    ("hardswish_4d", "HardSwish", {}, (1, 3, 4, 4), 14, [], False),
+    ("hardswish_2d", "HardSwish", {}, (2, 6), 14, [], False),
 ]
 
 
