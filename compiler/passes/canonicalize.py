@@ -67,7 +67,12 @@ class Canonicalize:
     into a Dense (``relu``) or an AddAct (``act="relu"``); every fold and fusion needs the
     layer's output to have that node as its only reader (and not be a graph output), except
     that a Relu/Clip of values already within its bounds is dropped; an AddAct's inputs may not
-    be reshaped; Pad folds into the following Conv's or MaxPool's pads. Unused constants are
+    be reshaped; Pad folds into the following Conv's or MaxPool's pads. A LeakyRelu/PRelu fuses
+    into the Conv/Dense/AddAct before it (act "leaky", const 'alpha' [C]; also through a
+    MaxPool), else becomes a per-channel identity layer with it; a ``Concat`` (channels) stays,
+    its inputs differing only in axis 1; a ``TableAct`` (Sigmoid, HardSigmoid, HardSwish) stays,
+    reading a Conv/Dense/AddAct without activation that it alone reads (an identity layer is
+    put before it where needed) for Quantize to fuse. Unused constants are
     dropped; ``verify()`` passes. The input graph is not modified. Raises ``UnsupportedError``
     naming any node that cannot be expressed.
     """

@@ -35,7 +35,11 @@ class Quantize:
     uniform [-1, 1] inputs are used and a note says so. Every bias fits its accumulator bound
     unclipped: a channel whose weights are tiny next to its bias gets a coarser weight scale.
     A Conv is quantized as the matrix [K, Cout], K = Cin/group * kh * kw (its dot-product
-    length, which sets ``acc_bits``).
+    length, which sets ``acc_bits``). A fused LeakyRelu adds 'mult_n', 'shift_n'
+    (``numerics.leaky_params``); a Concat becomes a QConcat ('mult', 'shift' per channel from
+    its input's scale; unsigned when every input is); a TableAct is fused into the layer
+    before it ('lut', 'lut_frac': ``numerics.build_table``; sigmoid/hardsigmoid outputs
+    unsigned) and leaves the graph. Each fused activation adds a note with its error.
     """
 
     wbits: int = 8
