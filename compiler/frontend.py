@@ -12,7 +12,8 @@ readers), of an activation and a constant an ``Add`` with const 'B'; a one-input
 ``Identity``; a Transpose becomes ``Transpose`` with its ``perm`` resolved (default: reversed
 axes; on a 1-D model, a rank-3 perm mapped to the 4-D tensors) for canonicalization to remove.
 Window attributes are resolved: ``auto_pad`` into explicit pads
-(top, left, bottom, right), defaults filled in. A model whose Conv or pool reads a 3-D tensor
+(top, left, bottom, right), defaults filled in; a MaxPool's ``ceil_mode`` into extra bottom/right
+padding (the max excludes padding; a window wholly in padding is rejected). A model whose Conv or pool reads a 3-D tensor
 [N, C, L] is taken as 1-D: every rank-3 tensor becomes [N, C, 1, L] (H = 1) and Conv weights
 [Cout, Cin/group, 1, k] (a note says so). Every problem with the file is a ``ModelError``;
 every construct edgehls does not implement is an ``UnsupportedError`` naming the node, its op
@@ -532,9 +533,32 @@ class _Builder:
         floor = [numerics.conv_out(shape[2 + i], kernel[i], strides[i], pads[i], pads[i + sp],
                                    dils[i]) for i in range(sp)]
         onnx_out = list(self._shape(node.output[0])[2:])
+        if floor != onnx_out and attrs.get("ceil_mode", 0) and node.op_type == "MaxPool":
+            # ceil mode: the last window may run past the (padded) input; the max excludes
+            # padding, so extra bottom/right padding computes exactly that window
+            ext = list(pads)
+            for i in range(sp):
+                need = ((onnx_out[i] - 1) * strides[i] + dils[i] * (kernel[i] - 1) + 1
+                        - shape[2 + i] - pads[i] - pads[i + sp])
+                if 0 <= need < strides[i]:
+                    ext[i + sp] += need
+            floor = [numerics.conv_out(shape[2 + i], kernel[i], strides[i], ext[i],
+                                       ext[i + sp], dils[i]) for i in range(sp)]
+            if floor == onnx_out:
+                pads = ext
+                ones = np.zeros((*shape[2:], 1) if sp == 2 else (1, shape[2], 1), np.int64)
+                win = (kernel, strides, (pads[0], pads[1], pads[2], pads[3]), dils) if sp == 2 \
+                    else ((1, kernel[0]), (1, strides[0]), (0, pads[0], 0, pads[1]),
+                          (1, dils[0]))
+                _, inside = numerics.windows(ones, *win)
+                if not inside.any(axis=(2, 3)).all():
+                    raise UnsupportedError(f"{where}: with ceil_mode=1 a window lies wholly in "
+                                           "the padding, where the maximum has no value")
         if floor != onnx_out:
             why = ("ceil_mode=1 changes the output size" if attrs.get("ceil_mode", 0)
                    else "its output size does not match the window arithmetic")
+            if attrs.get("ceil_mode", 0) and node.op_type == "AveragePool":
+                why += " (its partial last windows divide by fewer elements)"
             raise UnsupportedError(f"{where}: {why} ({onnx_out} instead of {floor}); only "
                                    "windows whose output size is the floor-mode size are "
                                    "supported")

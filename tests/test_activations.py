@@ -187,3 +187,24 @@ def test_dense_leaky_e2e_3x5(tmp_path: Path) -> None:
     path = dense_leaky(tmp_path / "mlp.onnx")
     opts = pipeline.Options(pe=(3, 5), samples=4)
     compile_and_simulate(path, tmp_path / "design", "dense_leaky", opts)
+
+
+def ceil_pool_net(path: Path) -> Path:
+    """Conv (signed output: padding must not win) -> MaxPool 3x3 stride 2 ceil_mode on 8x8 (the
+    last window runs past the map: 4x4 out, floor mode gives 3x3) -> Flatten -> Gemm."""
+    nodes = [N("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]),
+             N("MaxPool", ["c1"], ["p"], kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1),
+             N("Flatten", ["p"], ["f"]),
+             N("Gemm", ["f", "w2", "b2"], ["y"], transB=1)]
+    inits = [_w("w1", 4, 2, 3, 3, seed=1), _w("b1", 4, seed=2, scale=0.1),
+             _w("w2", 3, 64, seed=3, scale=0.2), _w("b2", 3, seed=4, scale=0.1)]
+    return _save(path, nodes, inits, [1, 2, 8, 8], [1, 3])
+
+
+def test_maxpool_ceil_mode_e2e_4x4(tmp_path: Path) -> None:
+    path = ceil_pool_net(tmp_path / "m.onnx")
+    g = load(path)
+    assert g.node("MaxPool_1").op.pads == (0, 0, 1, 1)  # ceil mode as end padding
+    _ort_check(path, g, Canonicalize()(g))
+    opts = pipeline.Options(pe=(4, 4), samples=2)
+    compile_and_simulate(path, tmp_path / "design", "ceil_pool_net", opts)

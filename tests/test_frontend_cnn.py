@@ -133,10 +133,10 @@ REJECT = {
     "weight_act": ([N("Relu", ["x"], ["r"], name="r"),
                     N("Conv", ["x", "r"], ["y"], name="conv")], [], [1, 1, 3, 3], 17,
                    r"'conv' \(Conv\): only the first input may be an activation"),
-    "ceil_mode": ([N("MaxPool", ["x"], ["y"], name="mp", kernel_shape=[2, 2], strides=[2, 2],
-                     ceil_mode=1)], [], [1, 1, 5, 5], 17,
-                  r"'mp' \(MaxPool\): ceil_mode=1 changes the output size \(\[3, 3\] instead "
-                  r"of \[2, 2\]\)"),
+    "ceil_mode": ([N("AveragePool", ["x"], ["y"], name="ap", kernel_shape=[2, 2],
+                     strides=[2, 2], ceil_mode=1)], [], [1, 1, 5, 5], 17,
+                  r"'ap' \(AveragePool\): ceil_mode=1 changes the output size \(its partial "
+                  r"last windows divide by fewer elements\) \(\[3, 3\] instead "),
     "storage_order": ([N("MaxPool", ["x"], ["y"], name="mp", kernel_shape=[2, 2],
                          storage_order=1)], [], [1, 1, 4, 4], 17,
                       r"'mp' \(MaxPool\): storage_order=1 is not supported"),
