@@ -11,11 +11,11 @@ shape becomes ``AddAct`` (the residual Add: the graph is a DAG, a tensor may hav
 readers), of an activation and a constant an ``Add`` with const 'B'; a one-input Sum is an
 ``Identity``; a Transpose becomes ``Transpose`` with its ``perm`` resolved (default: reversed
 axes; on a 1-D model, a rank-3 perm mapped to the 4-D tensors) for canonicalization to remove.
-Window attributes are resolved: ``auto_pad`` into explicit pads
-(top, left, bottom, right), defaults filled in; a MaxPool's ``ceil_mode`` into extra bottom/right
-padding (the max excludes padding; a window wholly in padding is rejected). A model whose
-Conv or pool reads a 3-D tensor [N, C, L] is taken as 1-D: every rank-3 tensor becomes
-[N, C, 1, L] (H = 1) and Conv weights [Cout, Cin/group, 1, k] (a note says so). Every problem with the file is a ``ModelError``;
+Window attributes are resolved: ``auto_pad`` into explicit pads (top, left, bottom, right),
+defaults filled in; a MaxPool's ``ceil_mode`` into extra bottom/right padding (the max excludes
+padding; a window wholly in padding is rejected). A model whose Conv or pool reads a 3-D tensor
+[N, C, L] is taken as 1-D: every rank-3 tensor becomes [N, C, 1, L] (H = 1) and Conv weights
+[Cout, Cin/group, 1, k] (a note says so). Every problem with the file is a ``ModelError``;
 every construct edgehls does not implement is an ``UnsupportedError`` naming the node, its op
 and what is supported.
 """
