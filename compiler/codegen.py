@@ -67,6 +67,8 @@ def write(g: ir.Graph, s: Schedule, p: HwParams, out: Path, source: str,
         ("SW", p.SW), ("PW", p.PW), ("WROM_W", p.WROM_W), ("NL", p.NL)]
     if p.SHARE:
         params += [("SHARE", p.SHARE)]
+    if p.NEG:
+        params += [("NEG", p.NEG)]
     if p.NLUT:
         params += [("NLUT", p.NLUT), ("LIW", p.LIW)]
     rtl, rom = out / "rtl", out / "rom"
@@ -76,7 +78,7 @@ def write(g: ir.Graph, s: Schedule, p: HwParams, out: Path, source: str,
         (rtl / f"edgehls_{name}").write_text(hw_source(name))
     top = env.get_template("top.v.j2").render(
         version=edgehls.__version__, source=source, top=TOP, params=params,
-        core_params=[(k, v) for k, v in params if k in CORE_PARAMS + ("NLUT", "LIW")],
+        core_params=[(k, v) for k, v in params if k in CORE_PARAMS + ("NEG", "NLUT", "LIW")],
         in_tw=sp["IN_TW"], out_tw=sp["OUT_TW"], C=s.C, rom_dir="rom/", share=p.SHARE)
     (rtl / f"{TOP}.v").write_text(top)
     roms = rom_images(g, s, p)

@@ -40,6 +40,7 @@ class HwParams:
     MB: int = numerics.MULT_BITS
     SB: int = numerics.SHIFT_BITS
     NLUT: int = 0  # table activations (hw/column.v's table stage when > 0)
+    NEG: int = 0  # 1: post words carry the negative-side pair (some layer has a LeakyRelu)
 
     @property
     def LIW(self) -> int:
@@ -116,8 +117,8 @@ class HwParams:
 
     @property
     def PW(self) -> int:
-        return (self.ACC_W + 2 * self.MB + 2 * self.SB + 2 * self.AW
-                + (1 + self.LIW if self.NLUT else 0))
+        return (self.ACC_W + self.MB + self.SB + 2 * self.AW
+                + (self.MB + self.SB if self.NEG else 0) + (1 + self.LIW if self.NLUT else 0))
 
 
 def hw_params(g: ir.Graph, s: Schedule) -> HwParams:
@@ -140,7 +141,8 @@ def hw_params(g: ir.Graph, s: Schedule) -> HwParams:
         ADEPTH=s.adepth, MDEPTH=s.mdepth, NT=max(1, len(s.tiles)), WDEPTH=s.wdepth,
         PDEPTH=s.pdepth, NL=len(geo), SHARE=shares.pop(), DMAX=dmax,
         SMAX=max([1] + [max(x.sh, x.sw) for x in geo]),
-        NLUT=sum(1 for n in layers if n.const_name("lut")))
+        NLUT=sum(1 for n in layers if n.const_name("lut")),
+        NEG=int(any(n.const_name("mult_n") for n in layers)))
     lim = 1 << (p.XAW - 1)
     if any(not -lim <= v < lim for t in s.tiles for v in (t.rd_base,)) or any(
             not -lim <= v < lim for x in geo for v in (x.a_step, x.a_wrap)):
@@ -226,9 +228,10 @@ def codebook_words(g: ir.Graph, s: Schedule, p: HwParams) -> list[int]:
 
 
 def post_words(g: ir.Graph, s: Schedule, p: HwParams) -> list[list[int]]:
-    """Per column j, one word per (layer, column group): bias, mult, shift, lo, hi, mult_n,
-    shift_n (the pair used where acc + bias < 0: a fused LeakyRelu's, else mult and shift), and
-    in a design with tables lut_id, lut_en (the layer's table, in layer order)."""
+    """Per column j, one word per (layer, column group): bias, mult, shift, lo, hi; in a design
+    with a LeakyRelu (``NEG``) mult_n, shift_n (the pair used where acc + bias < 0: a fused
+    LeakyRelu's, else mult and shift); in a design with tables lut_id, lut_en (the layer's
+    table, in layer order)."""
     luts = lut_ids(g)
     cols: list[list[int]] = [[0] * p.PDEPTH for _ in range(s.C)]
     for plan, node in zip(s.layers, dense_layers(g), strict=True):
@@ -251,7 +254,8 @@ def post_words(g: ir.Graph, s: Schedule, p: HwParams) -> list[list[int]]:
                 if n < plan.N:
                     cols[j][plan.p_base + nt] = pack([
                         (bias[n], p.ACC_W), (mult[n], p.MB), (shift[n], p.SB),
-                        (lo, p.AW), (hi, p.AW), (mult_n[n], p.MB), (shift_n[n], p.SB),
+                        (lo, p.AW), (hi, p.AW),
+                        *([(mult_n[n], p.MB), (shift_n[n], p.SB)] if p.NEG else []),
                         *([(luts.get(node.name, 0), p.LIW), (node.name in luts, 1)]
                           if p.NLUT else [])])
     return cols

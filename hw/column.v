@@ -11,8 +11,10 @@
 //   MDEPTH  accumulator depth (the largest M of any layer)
 //   MCW, AAW, BW, CCW, PAW  control field widths (see edgehls_sequencer)
 //   MB, SB  requantization multiplier and shift widths
-//   PW      post ROM word width: bias[ACC_W] mult[MB] shift[SB] lo[AW] hi[AW] mult_n[MB]
-//           shift_n[SB], then with tables lut_id[LIW] lut_en, LSB first
+//   PW      post ROM word width: bias[ACC_W] mult[MB] shift[SB] lo[AW] hi[AW], then with NEG
+//           mult_n[MB] shift_n[SB], then with tables lut_id[LIW] lut_en, LSB first
+//   NEG     1: the word has the negative-side pair (a LeakyRelu somewhere in the model);
+//           0: negative accumulators use mult and shift too
 //   NLUT    lookup tables (Sigmoid, HardSigmoid, HardSwish) of the model; 0: no table stage
 //   LIW     table-select width; LUT_FILE the tables' $readmemh file: table t's entry for the
 //           requantized code z is at {t, z[AW-2:0] with bit AW-2 inverted} (2**(AW-1) a table)
@@ -34,10 +36,12 @@ module edgehls_column #(
     parameter integer PAW = 4,
     parameter integer MB = 16,
     parameter integer SB = 6,
+    parameter integer NEG = 0,
     parameter integer NLUT = 0,
     parameter integer LIW = 1,
     parameter LUT_FILE = "lut.hex",
-    parameter integer PW = ACC_W + 2 * MB + 2 * SB + 2 * AW + ((NLUT > 0) ? 1 + LIW : 0),
+    parameter integer PW = ACC_W + MB + SB + 2 * AW + ((NEG > 0) ? MB + SB : 0)
+                           + ((NLUT > 0) ? 1 + LIW : 0),
     parameter integer MAW = (MDEPTH > 1) ? $clog2(MDEPTH) : 1
 ) (
     input  wire             clk,
@@ -124,6 +128,8 @@ module edgehls_column #(
     // the table fields are sampled with the other post-processing parameters and travel
     // through the requantizer in its tag
     wire [TW-1:0] post_tag, out_tag;
+    wire [MB-1:0] mult_n;
+    wire [SB-1:0] shift_n;
     wire          p_valid;
     wire [AW-1:0] p_data;
     generate
@@ -131,6 +137,13 @@ module edgehls_column #(
             assign post_tag = {prom_data[PW-1 -: LW], a_tag};
         end else begin : g_tag
             assign post_tag = a_tag;
+        end
+        if (NEG > 0) begin : g_neg
+            assign mult_n = prom_data[ACC_W + MB + SB + 2 * AW +: MB];
+            assign shift_n = prom_data[ACC_W + 2 * MB + SB + 2 * AW +: SB];
+        end else begin : g_no_neg
+            assign mult_n = prom_data[ACC_W +: MB];
+            assign shift_n = prom_data[ACC_W + MB +: SB];
         end
     endgenerate
 
@@ -144,8 +157,8 @@ module edgehls_column #(
         .shift(prom_data[ACC_W + MB +: SB]),
         .lo(prom_data[ACC_W + MB + SB +: AW]),
         .hi(prom_data[ACC_W + MB + SB + AW +: AW]),
-        .mult_n(prom_data[ACC_W + MB + SB + 2 * AW +: MB]),
-        .shift_n(prom_data[ACC_W + 2 * MB + SB + 2 * AW +: SB]),
+        .mult_n(mult_n),
+        .shift_n(shift_n),
         .in_tag(post_tag),
         .out_valid(p_valid),
         .out_data(p_data),

@@ -19,6 +19,7 @@
 //   OUT_TW     output tdata width; OUT_M x OUT_N the output tensor; OUT_BASE its first word
 //   CSW        layer-select width (`w_layer` tells a codebook decoder which layer is loading)
 //   DW, STW, XAW, SDW, LTW  window-walk widths and the layer-table word (edgehls_sequencer)
+//   NEG        1: post words carry a negative-side (mult, shift) pair (LeakyRelu/PRelu)
 //   NLUT, LIW, LUT_FILE  table activations (edgehls_column): with NLUT > 0 every column has a
 //              table stage, one more cycle of write latency (the sequencer's XLAT)
 //
@@ -65,10 +66,12 @@ module edgehls_core #(
     parameter integer SW = WAW + MCW + RCW + CCW + 3 + XAW + 2 * AAW + 2 * BW + PAW + CSW
                            + 2 * SDW + 2 * CCW,
     parameter integer SAW = (NT > 1) ? $clog2(NT) : 1,
+    parameter integer NEG = 0,
     parameter integer NLUT = 0,
     parameter integer LIW = 1,
     parameter LUT_FILE = "lut.hex",
-    parameter integer PW = ACC_W + 2 * MB + 2 * SB + 2 * AW + ((NLUT > 0) ? 1 + LIW : 0)
+    parameter integer PW = ACC_W + MB + SB + 2 * AW + ((NEG > 0) ? MB + SB : 0)
+                           + ((NLUT > 0) ? 1 + LIW : 0)
 ) (
     input  wire                clk,
     input  wire                rst_n,
@@ -340,7 +343,7 @@ module edgehls_core #(
             edgehls_column #(
                 .J(gj), .B(B), .AW(AW), .ACC_W(ACC_W), .MDEPTH(MDEPTH), .MCW(MCW),
                 .AAW(AAW), .BW(BW), .CCW(CCW), .PAW(PAW), .MB(MB), .SB(SB), .PW(PW),
-                .NLUT(NLUT), .LIW(LIW), .LUT_FILE(LUT_FILE)
+                .NEG(NEG), .NLUT(NLUT), .LIW(LIW), .LUT_FILE(LUT_FILE)
             ) u_col (
                 .clk(clk), .rst_n(rst_n),
                 .psum(psum[gj*ACC_W +: ACC_W]),

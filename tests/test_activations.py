@@ -14,7 +14,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from test_e2e import compile_and_simulate
 
-from edgehls import golden, ir, numerics, pipeline
+from edgehls import golden, ir, numerics, pipeline, romgen, tiler
 from edgehls.errors import OptionError, UnsupportedError
 from edgehls.frontend import load
 from edgehls.passes.canonicalize import Canonicalize
@@ -142,6 +142,25 @@ def test_leaky_quantized(net: Path) -> None:
         assert q.tensor(node.outputs[0]).q.signed
     assert sum("LeakyRelu" in n and "relative error" in n for n in q.notes) == 4
     _quantized_close(c, q, data)
+
+
+def test_post_words_carry_the_negative_pair(net: Path) -> None:
+    q = Quantize(calib=np.random.default_rng(2).uniform(-1, 1, (16, 1, 3, 8, 8)))(
+        Canonicalize()(load(net)))
+    s = tiler.schedule(q, 4, 4)
+    p = romgen.hw_params(q, s)
+    assert p.NEG == 1 and p.PW == p.ACC_W + 2 * (p.MB + p.SB) + 2 * p.AW
+    cols = romgen.post_words(q, s, p)
+    for plan, node in zip(s.layers, tiler.dense_layers(q), strict=True):
+        if isinstance(node.op, ir.QMaxPool):  # the maximum passes through: 1, 0
+            mult_n, shift_n = np.ones(plan.N, np.int64), np.zeros(plan.N, np.int64)
+        else:
+            has = node.const_name("mult_n") is not None
+            mult_n = q.const(node, "mult_n" if has else "mult")
+            shift_n = q.const(node, "shift_n" if has else "shift")
+        for n in range(plan.N):
+            word = cols[n % s.C][plan.p_base + n // s.C] >> (p.ACC_W + p.MB + p.SB + 2 * p.AW)
+            assert (word % (1 << p.MB), word >> p.MB) == (int(mult_n[n]), int(shift_n[n]))
 
 
 def test_leaky_params_numerics() -> None:

@@ -136,8 +136,8 @@ def test_post_words_per_column(case):
     g, s, p = case
     cols = romgen.post_words(g, s, p)
     assert len(cols) == s.C and all(len(c) == s.pdepth for c in cols)
-    widths = [p.ACC_W, p.MB, p.SB, p.AW, p.AW, p.MB, p.SB]
-    signed = [True, False, False, True, True, False, False]
+    widths = [p.ACC_W, p.MB, p.SB, p.AW, p.AW]
+    signed = [True, False, False, True, True]
     assert sum(widths) == p.PW
     for plan, node in zip(s.layers, tiler.dense_layers(g), strict=True):
         bias, mult, shift = (g.const(node, k) for k in ("bias", "mult", "shift"))
@@ -149,8 +149,7 @@ def test_post_words_per_column(case):
                     assert word == 0
                     continue
                 assert unpack(word, widths, signed) == [
-                    int(bias[n]), int(mult[n]), int(shift[n]), node.op.lo, node.op.hi,
-                    int(mult[n]), int(shift[n])]
+                    int(bias[n]), int(mult[n]), int(shift[n]), node.op.lo, node.op.hi]
 
 
 def test_rom_images_names_and_line_widths(case):
