@@ -227,3 +227,12 @@ def test_maxpool_ceil_mode_e2e_4x4(tmp_path: Path) -> None:
     _ort_check(path, g, Canonicalize()(g))
     opts = pipeline.Options(pe=(4, 4), samples=2)
     compile_and_simulate(path, tmp_path / "design", "ceil_pool_net", opts)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pe,bits", [((8, 8), (8, 8)), ((3, 5), (6, 5))])
+def test_leaky_e2e_slow(tmp_path: Path, net: Path, pe: tuple[int, int],
+                        bits: tuple[int, int]) -> None:
+    calib = np.random.default_rng(3).uniform(-1, 1, (16, 3, 8, 8)).astype(np.float32)
+    opts = pipeline.Options(pe=pe, wbits=bits[0], abits=bits[1], samples=2, calib=calib)
+    compile_and_simulate(net, tmp_path / "design", "leaky_net", opts)
