@@ -47,9 +47,12 @@ def stream_params(g: ir.Graph, s: Schedule) -> dict[str, int]:
     producer = g.producer(tout.name)
     last = next(p for p in s.layers if p.name == producer.name)
     reader = next(p for p in s.layers if tin.name in g.node(p.name).inputs)
+    in_k = reader.geom.cin
+    if isinstance(g.node(reader.name).op, ir.QConcat):  # the input may be any of its sources
+        in_k = tin.shape[1] if len(tin.shape) == 4 else tin.shape[-1]
     in_bits = tin.q.stream(signed_only=True)[0]
     return {"IN_BITS": in_bits, "IN_TW": tdata_bits(in_bits),
-            "IN_M": reader.geom.ih * reader.geom.iw, "IN_K": reader.geom.cin,
+            "IN_M": reader.geom.ih * reader.geom.iw, "IN_K": in_k,
             "OUT_TW": tdata_bits(tout.q.stream()[0]), "OUT_M": last.M, "OUT_N": last.N,
             "OUT_BASE": s.base[tout.name], "IN_BASE": s.base[tin.name]}
 
@@ -65,6 +68,10 @@ def write(g: ir.Graph, s: Schedule, p: HwParams, out: Path, source: str,
         ("SW", p.SW), ("PW", p.PW), ("WROM_W", p.WROM_W), ("NL", p.NL)]
     if p.SHARE:
         params += [("SHARE", p.SHARE)]
+    if p.NEG:
+        params += [("NEG", p.NEG)]
+    if p.NLUT:
+        params += [("NLUT", p.NLUT), ("LIW", p.LIW)]
     if p.EW:
         params += [("EW", p.EW), ("EDEPTH", p.EDEPTH),
                    ("EAW", max(1, (p.EDEPTH - 1).bit_length()))]
@@ -76,7 +83,7 @@ def write(g: ir.Graph, s: Schedule, p: HwParams, out: Path, source: str,
         (rtl / f"edgehls_{name}").write_text(hw_source(name))
     top = env.get_template("top.v.j2").render(
         version=edgehls.__version__, source=source, top=TOP, params=params,
-        core_params=[(k, v) for k, v in params if k in CORE_PARAMS],
+        core_params=[(k, v) for k, v in params if k in CORE_PARAMS + ("NEG", "NLUT", "LIW")],
         in_tw=sp["IN_TW"], out_tw=sp["OUT_TW"], C=s.C, rom_dir="rom/", share=p.SHARE,
         encoded=bool(p.EW), bitmap=f"{nsel}'h{p.BITMAP:x}", empty=f"{nsel}'h{p.EMPTY:x}",
         zero=f"{nsel * (p.SHARE or p.WW)}'h{p.ZERO:x}")

@@ -119,6 +119,14 @@ def features(hw: dict[str, int], target: str) -> dict[str, dict[str, float]]:
         "lutram": C * lutram_cells(p.MDEPTH, ACC, target) if p.MDEPTH > 4 else 0,
         "dsp": C * post_dsp, "soft_mult": 0 if post_dsp else C * ACC * (p.MB + 1),
         "bram": C * bram_blocks(p.PDEPTH, p.PW, target) if post_bram else 0}
+    if p.NEG:  # the negative-side (mult, shift) select before the multiplier
+        f["columns"]["mux"] += C * (p.MB + p.SB)
+    if p.NLUT:  # the table stage: a table ROM per column, its registers and output select
+        lut_bram = in_bram(p.LUT_DEPTH, AW, target)
+        f["columns"]["reg"] += C * (2 * AW + tw + 2)
+        f["columns"]["mux"] += C * AW
+        f["columns"]["rom"] += 0 if lut_bram else C * AW * math.ceil(p.LUT_DEPTH / k)
+        f["columns"]["bram"] += C * bram_blocks(p.LUT_DEPTH, AW, target) if lut_bram else 0
     banks, ctw = 2 * B, 3 + p.MCW + p.AAW + p.BW + p.CCW + p.PAW
     act_bram = in_bram(p.ADEPTH, AW, target)
     f["buffers"] = {

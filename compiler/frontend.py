@@ -11,8 +11,9 @@ shape becomes ``AddAct`` (the residual Add: the graph is a DAG, a tensor may hav
 readers), of an activation and a constant an ``Add`` with const 'B'; a one-input Sum is an
 ``Identity``; a Transpose becomes ``Transpose`` with its ``perm`` resolved (default: reversed
 axes; on a 1-D model, a rank-3 perm mapped to the 4-D tensors) for canonicalization to remove.
-Window attributes are resolved: ``auto_pad`` into explicit pads
-(top, left, bottom, right), defaults filled in. A model whose Conv or pool reads a 3-D tensor
+Window attributes are resolved: ``auto_pad`` into explicit pads (top, left, bottom, right),
+defaults filled in; a MaxPool's ``ceil_mode`` into extra bottom/right padding (the max excludes
+padding; a window wholly in padding is rejected). A model whose Conv or pool reads a 3-D tensor
 [N, C, L] is taken as 1-D: every rank-3 tensor becomes [N, C, 1, L] (H = 1) and Conv weights
 [Cout, Cin/group, 1, k] (a note says so). Every problem with the file is a ``ModelError``;
 every construct edgehls does not implement is an ``UnsupportedError`` naming the node, its op
@@ -31,12 +32,13 @@ from onnx import numpy_helper
 from edgehls import ir, numerics, qimport
 from edgehls.errors import ModelError, OptionError, UnsupportedError
 
-SUPPORTED = ("Add", "AveragePool", "BatchNormalization", "Clip", "Conv", "Dropout", "Flatten",
-             "Gemm", "GlobalAveragePool", "GlobalMaxPool", "Identity", "MatMul", "MaxPool", "Mul",
-             "Pad", "ReduceMean", "Relu", "Reshape", "Softmax", "Sum", "Transpose")
+SUPPORTED = ("Add", "AveragePool", "BatchNormalization", "Clip", "Concat", "Conv", "Dropout",
+             "Flatten", "Gemm", "GlobalAveragePool", "GlobalMaxPool", "HardSigmoid", "HardSwish",
+             "Identity", "LeakyRelu", "MatMul", "MaxPool", "Mul", "Pad", "PRelu", "ReduceMean",
+             "Relu", "Reshape", "Sigmoid", "Softmax", "Sum", "Transpose")
 _PASS_THROUGH = ("Identity", "Dropout", "Flatten", "Reshape")
 _WINDOWED = ("Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool")
-_NOT_YET = {"Concat": "Concat is not supported yet"}
+_NOT_YET: dict[str, str] = {}
 MAX_KERNEL = 11  # largest Conv kernel side the frontend accepts (a pool may span its map)
 
 
@@ -242,6 +244,9 @@ class _Builder:
         if op == "Add" and len(acts) == 2:
             self._residual(node, name, acts, where)
             return
+        if op == "Concat":
+            self._concat(node, name, ins, acts, attrs, where)
+            return
         if op in ("Gemm", "MatMul", "Add", "Mul"):
             self._check_operands(op, ins, acts, where)
         if op in ("Add", "Mul"):  # commutative: the activation first
@@ -303,6 +308,22 @@ class _Builder:
                 f"{list(shapes[0])} and {list(shapes[1])}, output {list(shapes[2])}); a residual "
                 "Add needs both inputs of the same static shape")
         self.g.add_node(ir.Node(name, ir.AddAct(), tuple(acts), (out,)))
+
+    def _concat(self, node: onnx.NodeProto, name: str, ins: list[str], acts: list[str],
+                attrs: dict, where: str) -> None:
+        """Concat of activations along the channel axis (1) of [N, C, H, W], [N, C, L] or
+        [N, C]; constant inputs and other axes are rejected."""
+        if len(acts) != len(ins):
+            raise UnsupportedError(f"{where}: a constant input is not supported; every input "
+                                   "must be an activation")
+        rank = len(self._shape(ins[0]))
+        axis = int(attrs.get("axis", 1))
+        if rank not in (2, 3, 4) or axis % rank != 1 or (rank == 3 and not self.one_d):
+            raise UnsupportedError(f"{where}: only a Concat along the channel axis (1) of "
+                                   f"[N, C, H, W], [N, C, L] or [N, C] is supported, got axis "
+                                   f"{axis} of rank {rank}")
+        out = self._tensor(node.output[0])
+        self.g.add_node(ir.Node(name, ir.Concat(), tuple(ins), (out,)))
 
     # -- convolutional ops: each returns (op, consts) ------------------------------------------
     def _conv(self, node: onnx.NodeProto, attrs: dict, ins: list[str], where: str
@@ -388,6 +409,38 @@ class _Builder:
         consts = tuple(self._const(ins[1], r, v) for r, v in
                        (("scale", scale), ("bias", zeros), ("mean", zeros), ("var", ones)))
         return ir.BatchNorm(epsilon=0.0), consts
+
+    def _leakyrelu(self, node: onnx.NodeProto, attrs: dict, ins: list[str], where: str
+                   ) -> tuple[ir.Op, tuple[tuple[str, str], ...]]:
+        alpha = float(attrs.get("alpha", 0.01))
+        if not alpha >= 0.0 or not np.isfinite(alpha):
+            raise UnsupportedError(f"{where}: alpha {alpha} is not supported; only a finite "
+                                   "slope >= 0")
+        return ir.LeakyRelu(alpha), ()
+
+    def _sigmoid(self, node: onnx.NodeProto, attrs: dict, ins: list[str], where: str
+                 ) -> tuple[ir.Op, tuple[tuple[str, str], ...]]:
+        return ir.TableAct("sigmoid"), ()
+
+    def _hardswish(self, node: onnx.NodeProto, attrs: dict, ins: list[str], where: str
+                   ) -> tuple[ir.Op, tuple[tuple[str, str], ...]]:
+        return ir.TableAct("hardswish"), ()
+
+    def _hardsigmoid(self, node: onnx.NodeProto, attrs: dict, ins: list[str], where: str
+                     ) -> tuple[ir.Op, tuple[tuple[str, str], ...]]:
+        alpha, beta = float(attrs.get("alpha", 0.2)), float(attrs.get("beta", 0.5))
+        if not (np.isfinite(alpha) and np.isfinite(beta)):
+            raise UnsupportedError(f"{where}: alpha {alpha} and beta {beta} must be finite")
+        return ir.TableAct("hardsigmoid", alpha, beta), ()
+
+    def _prelu(self, node: onnx.NodeProto, attrs: dict, ins: list[str], where: str
+               ) -> tuple[ir.Op, tuple[tuple[str, str], ...]]:
+        """PRelu with a constant per-channel (or scalar) slope: a LeakyRelu of slopes [C]."""
+        slope = self._per_channel(ins[0], self.consts[ins[1]], where)
+        if not (np.isfinite(slope).all() and (slope >= 0).all()):
+            raise UnsupportedError(f"{where}: slopes {slope.tolist()} are not supported; only "
+                                   "finite slopes >= 0")
+        return ir.LeakyRelu(), (self._const(ins[1], "slope", slope),)
 
     def _clip(self, node: onnx.NodeProto, attrs: dict, ins: list[str], where: str
               ) -> tuple[ir.Op, tuple[tuple[str, str], ...]]:
@@ -495,9 +548,32 @@ class _Builder:
         floor = [numerics.conv_out(shape[2 + i], kernel[i], strides[i], pads[i], pads[i + sp],
                                    dils[i]) for i in range(sp)]
         onnx_out = list(self._shape(node.output[0])[2:])
+        if floor != onnx_out and attrs.get("ceil_mode", 0) and node.op_type == "MaxPool":
+            # ceil mode: the last window may run past the (padded) input; the max excludes
+            # padding, so extra bottom/right padding computes exactly that window
+            ext = list(pads)
+            for i in range(sp):
+                need = ((onnx_out[i] - 1) * strides[i] + dils[i] * (kernel[i] - 1) + 1
+                        - shape[2 + i] - pads[i] - pads[i + sp])
+                if 0 <= need < strides[i]:
+                    ext[i + sp] += need
+            floor = [numerics.conv_out(shape[2 + i], kernel[i], strides[i], ext[i],
+                                       ext[i + sp], dils[i]) for i in range(sp)]
+            if floor == onnx_out:
+                pads = ext
+                ones = np.zeros((*shape[2:], 1) if sp == 2 else (1, shape[2], 1), np.int64)
+                win = (kernel, strides, (pads[0], pads[1], pads[2], pads[3]), dils) if sp == 2 \
+                    else ((1, kernel[0]), (1, strides[0]), (0, pads[0], 0, pads[1]),
+                          (1, dils[0]))
+                _, inside = numerics.windows(ones, *win)
+                if not inside.any(axis=(2, 3)).all():
+                    raise UnsupportedError(f"{where}: with ceil_mode=1 a window lies wholly in "
+                                           "the padding, where the maximum has no value")
         if floor != onnx_out:
             why = ("ceil_mode=1 changes the output size" if attrs.get("ceil_mode", 0)
                    else "its output size does not match the window arithmetic")
+            if attrs.get("ceil_mode", 0) and node.op_type == "AveragePool":
+                why += " (its partial last windows divide by fewer elements)"
             raise UnsupportedError(f"{where}: {why} ({onnx_out} instead of {floor}); only "
                                    "windows whose output size is the floor-mode size are "
                                    "supported")
@@ -550,7 +626,8 @@ class _Window:
 
 
 _CNN_OPS = ("Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "ReduceMean",
-            "BatchNormalization", "Mul", "Clip", "Pad")
+            "BatchNormalization", "Mul", "Clip", "Pad", "LeakyRelu", "PRelu", "Sigmoid",
+            "HardSigmoid", "HardSwish")
 
 
 def _constant_value(node: onnx.NodeProto, attrs: dict) -> np.ndarray:

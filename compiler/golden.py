@@ -45,7 +45,23 @@ def _rows(x: np.ndarray, k: int) -> np.ndarray:
 def _dense(g: ir.Graph, n: ir.Node, xs: list[np.ndarray]) -> np.ndarray:
     w = g.const(n, "weight").astype(np.float64)
     y = _rows(xs[0], w.shape[0]) @ w + g.const(n, "bias").astype(np.float64)
+    if getattr(n.op, "leaky", False):
+        return _leaky(y, g.const(n, "alpha"), -1)
     return np.maximum(y, 0.0) if n.op.relu else y
+
+
+def _leaky(y: np.ndarray, alpha: np.ndarray, axis: int) -> np.ndarray:
+    """y < 0 ? alpha * y : y, alpha [C] along ``axis`` of y (or a scalar)."""
+    a = np.asarray(alpha, dtype=np.float64).reshape(-1)
+    if a.size > 1:
+        a = a.reshape([-1 if i == axis % y.ndim else 1 for i in range(y.ndim)])
+    return np.where(y < 0, a * y, y)
+
+
+def _leakyrelu(g: ir.Graph, n: ir.Node, xs: list[np.ndarray]) -> np.ndarray:
+    """LeakyRelu (scalar alpha) or PRelu (const 'slope' [C] along axis 1 of the tensor)."""
+    alpha = g.const(n, "slope") if n.const_name("slope") else np.array(n.op.alpha)
+    return _leaky(xs[0], alpha, 2 if len(g.tensor(n.inputs[0]).shape) > 1 else 1)
 
 
 def _gemm(g: ir.Graph, n: ir.Node, xs: list[np.ndarray]) -> np.ndarray:
@@ -127,6 +143,8 @@ def _conv(g: ir.Graph, n: ir.Node, xs: list[np.ndarray]) -> np.ndarray:
         for i in range(op.group)], axis=1)
     if n.const_name("bias") is not None:
         y = y + g.const(n, "bias").astype(np.float64)[:, None, None]
+    if op.act == "leaky":
+        return _leaky(y, g.const(n, "alpha"), 1)
     return _act(y, op)
 
 
@@ -169,6 +187,8 @@ def _global_avgpool(g: ir.Graph, n: ir.Node, xs: list[np.ndarray]) -> np.ndarray
 
 def _addact(g: ir.Graph, n: ir.Node, xs: list[np.ndarray]) -> np.ndarray:
     y = xs[0] + xs[1]  # the frontend checked both have the output's shape
+    if n.op.act == "leaky":
+        return _leaky(y, g.const(n, "alpha"), 2)
     return np.maximum(y, 0.0) if n.op.act == "relu" else y
 
 
@@ -178,6 +198,8 @@ FLOAT_STEPS: dict[type[ir.Op], Step] = {
     ir.MatMul: lambda g, n, xs: xs[0] @ g.const(n, "B").astype(np.float64),
     ir.Add: _add,
     ir.Relu: lambda g, n, xs: np.maximum(xs[0], 0.0),
+    ir.LeakyRelu: _leakyrelu,
+    ir.TableAct: lambda g, n, xs: numerics.table_function(n.op.fn, xs[0], n.op.alpha, n.op.beta),
     ir.Flatten: _same,
     ir.Reshape: _same,
     ir.Transpose: _transpose,
@@ -191,13 +213,27 @@ FLOAT_STEPS: dict[type[ir.Op], Step] = {
     ir.Clip: lambda g, n, xs: np.clip(xs[0], n.op.lo, n.op.hi),
     ir.Pad: _pad,
     ir.AddAct: _addact,
+    ir.Concat: lambda g, n, xs: np.concatenate(xs, axis=2),  # axis 1 of each [S, *shape]
 }
 
 
 def _qdense(g: ir.Graph, n: ir.Node, xs: list[np.ndarray]) -> np.ndarray:
     w = g.const(n, "weight")
-    return numerics.dense(_rows(xs[0], w.shape[0]), w, g.const(n, "bias"), g.const(n, "mult"),
-                          g.const(n, "shift"), n.op.lo, n.op.hi)
+    return _lut(g, n, numerics.dense(_rows(xs[0], w.shape[0]), w, g.const(n, "bias"),
+                                     g.const(n, "mult"), g.const(n, "shift"), n.op.lo, n.op.hi,
+                                     _neg(g, n)))
+
+
+def _lut(g: ir.Graph, n: ir.Node, y: np.ndarray) -> np.ndarray:
+    """A fused table activation's lookup of the requantized codes (none: y itself)."""
+    return y if n.const_name("lut") is None else numerics.lookup(y, g.const(n, "lut"))
+
+
+def _neg(g: ir.Graph, n: ir.Node) -> tuple[np.ndarray, np.ndarray] | None:
+    """A fused LeakyRelu's (mult_n, shift_n), or None."""
+    if n.const_name("mult_n") is None:
+        return None
+    return g.const(n, "mult_n"), g.const(n, "shift_n")
 
 
 def _nhwc(g: ir.Graph, name: str, x: np.ndarray) -> np.ndarray:
@@ -213,8 +249,8 @@ def _qconv(g: ir.Graph, n: ir.Node, xs: list[np.ndarray]) -> np.ndarray:
     op = n.op
     args = [g.const(n, r) for r in ("weight", "bias", "mult", "shift")]
     ys = [numerics.conv(x, *args, op.lo, op.hi, op.kernel, op.strides, op.pads, op.dilations,
-                        op.group) for x in _nhwc(g, n.inputs[0], xs[0])]
-    return np.stack(ys).transpose(0, 3, 1, 2)  # [S * N, OH, OW, Cout] -> NCHW
+                        op.group, _neg(g, n)) for x in _nhwc(g, n.inputs[0], xs[0])]
+    return _lut(g, n, np.stack(ys).transpose(0, 3, 1, 2))  # [S * N, OH, OW, Cout] -> NCHW
 
 
 def _qmaxpool(g: ir.Graph, n: ir.Node, xs: list[np.ndarray]) -> np.ndarray:
@@ -229,12 +265,20 @@ def _qadd(g: ir.Graph, n: ir.Node, xs: list[np.ndarray]) -> np.ndarray:
     of the [S, ...] arrays, is moved last for the per-channel mult/shift and back."""
     a, b = (np.moveaxis(x, 2, -1) for x in xs)
     y = numerics.add(a, b, int(g.const(n, "wa")[0]), int(g.const(n, "wb")[0]),
-                     g.const(n, "mult"), g.const(n, "shift"), n.op.lo, n.op.hi)
+                     g.const(n, "mult"), g.const(n, "shift"), n.op.lo, n.op.hi, _neg(g, n))
+    return _lut(g, n, np.moveaxis(y, -1, 2))
+
+
+def _qconcat(g: ir.Graph, n: ir.Node, xs: list[np.ndarray]) -> np.ndarray:
+    """numerics.concat with the channel axis (2 of the [S, ...] arrays) moved last."""
+    y = numerics.concat([np.moveaxis(x, 2, -1) for x in xs], g.const(n, "mult"),
+                        g.const(n, "shift"), n.op.lo, n.op.hi)
     return np.moveaxis(y, -1, 2)
 
 
 INT_STEPS: dict[type[ir.Op], Step] = {ir.QDense: _qdense, ir.QConv: _qconv,
-                                      ir.QMaxPool: _qmaxpool, ir.QAdd: _qadd}
+                                      ir.QMaxPool: _qmaxpool, ir.QAdd: _qadd,
+                                      ir.QConcat: _qconcat}
 
 
 def _input(g: ir.Graph) -> ir.Tensor:

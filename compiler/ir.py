@@ -156,6 +156,28 @@ class Relu(Op):
 
 
 @dataclass(frozen=True)
+class LeakyRelu(Op):
+    """ONNX LeakyRelu (y = x < 0 ? alpha * x : x), and PRelu with a constant slope: then const
+    'slope' [C] (per channel, axis 1) replaces ``alpha``. Canonicalization fuses it into the
+    layer before (``act="leaky"``, const 'alpha' [N]) or makes it an identity layer."""
+
+    kind: ClassVar[str] = "LeakyRelu"
+    alpha: float = 0.01
+
+
+@dataclass(frozen=True)
+class TableAct(Op):
+    """Sigmoid, HardSigmoid (``alpha``, ``beta``) or HardSwish: ``fn`` one of
+    ``numerics.TABLE_FUNCTIONS``. Quantize fuses it into the layer before it as a lookup table
+    (const 'lut' of that layer: ``numerics.build_table``)."""
+
+    kind: ClassVar[str] = "TableAct"
+    fn: str = "sigmoid"
+    alpha: float = 0.2
+    beta: float = 0.5
+
+
+@dataclass(frozen=True)
 class Flatten(Op):
     kind: ClassVar[str] = "Flatten"
     axis: int = 1
@@ -194,11 +216,16 @@ class Softmax(Op):
 class Dense(Op):
     """Y = act(X @ weight + bias), X [M, K], consts 'weight' [K, N] and 'bias' [N] (float).
 
-    The canonical compute layer every Gemm/MatMul(+Add)(+Relu) becomes.
+    The canonical compute layer every Gemm/MatMul(+Add)(+Relu) becomes. With ``leaky`` a
+    LeakyRelu/PRelu is fused: const 'alpha' [N] is the negative slope per output column.
     """
 
     kind: ClassVar[str] = "Dense"
     relu: bool = False
+    leaky: bool = False
+
+    def describe(self) -> str:
+        return f"Dense(relu={self.relu}{', leaky=True' if self.leaky else ''})"
 
 
 @dataclass(frozen=True)
@@ -206,7 +233,11 @@ class QDense(Op):
     """Integer Dense layer: the numerics contract of ``edgehls.numerics.dense``.
 
     consts: 'weight' int [K, N] (wbits, symmetric), 'bias' int [N] at accumulator scale,
-    'mult' int [N] and 'shift' int [N] (requantization, per output channel). The input and
+    'mult' int [N] and 'shift' int [N] (requantization, per output channel), and with a fused
+    LeakyRelu/PRelu 'mult_n', 'shift_n' [N], used instead where acc + bias < 0
+    (``numerics.leaky_params``), and with a fused table activation 'lut' [2**bits]
+    (``numerics.lookup`` of the requantized code; the output tensor is then the table's). The
+    input and
     output tensors carry their QFormat; ``lo``/``hi`` are the output clamp (ReLU folded in).
     With weight sharing, ``share_bits`` > 0 and const 'codebook' int [2**share_bits] holds the
     shared values: every entry of 'weight' is one of them, and the weight ROM stores indices.
@@ -229,8 +260,9 @@ Pads = tuple[int, int, int, int]  # top, left, bottom, right
 @dataclass(frozen=True)
 class Conv(Op):
     """2-D convolution (Conv1d is H = 1). consts 'weight' [Cout, Cin/group, kh, kw] and 'bias'
-    [Cout] (float). ``act`` is the fused activation: "none", "relu" or "clip" (then ``clip``
-    holds its float bounds). Before canonicalization act is always "none"."""
+    [Cout] (float). ``act`` is the fused activation: "none", "relu", "clip" (then ``clip``
+    holds its float bounds) or "leaky" (const 'alpha' [Cout]: the negative slope per channel).
+    Before canonicalization act is always "none"."""
 
     kind: ClassVar[str] = "Conv"
     kernel: Pair = (1, 1)
@@ -324,7 +356,8 @@ class QMaxPool(Op):
 
 @dataclass(frozen=True)
 class AddAct(Op):
-    """Residual Add of two activations of the same shape; ``act`` "none" or "relu" (fused)."""
+    """Residual Add of two activations of the same shape; ``act`` "none", "relu" or "leaky"
+    (fused; "leaky" with const 'alpha' [C])."""
 
     kind: ClassVar[str] = "AddAct"
     act: str = "none"
@@ -333,7 +366,8 @@ class AddAct(Op):
 @dataclass(frozen=True)
 class QAdd(Op):
     """Integer residual Add: ``numerics.add``. consts 'wa', 'wb' (int [1], powers of two that
-    align the inputs' scales), 'mult', 'shift' [C]."""
+    align the inputs' scales), 'mult', 'shift' [C], and with a fused LeakyRelu 'mult_n',
+    'shift_n' [C] (see QDense)."""
 
     kind: ClassVar[str] = "QAdd"
     relu: bool
@@ -343,10 +377,31 @@ class QAdd(Op):
     hi: int
 
 
+@dataclass(frozen=True)
+class Concat(Op):
+    """Concatenation of activations along the channel axis (axis 1 of [N, C, H, W] or [N, C]);
+    the inputs agree in every other dimension."""
+
+    kind: ClassVar[str] = "Concat"
+
+
+@dataclass(frozen=True)
+class QConcat(Op):
+    """Integer channel Concat: ``numerics.concat``. consts 'mult', 'shift' [C_total] take each
+    input channel's scale to the output's; ``lo``/``hi`` the output range. The hardware runs it
+    as a 1 x 1 convolution over the inputs stacked along K with identity weights."""
+
+    kind: ClassVar[str] = "QConcat"
+    acc_bits: int
+    lo: int
+    hi: int
+
+
 OPS: dict[str, type[Op]] = {
-    c.kind: c for c in (Input, Gemm, MatMul, Add, Relu, Flatten, Reshape, Transpose, Identity,
-                        Softmax, Dense, QDense, Conv, BatchNorm, MaxPool, AvgPool, GlobalAvgPool,
-                        Clip, Pad, QConv, QMaxPool, AddAct, QAdd)
+    c.kind: c for c in (Input, Gemm, MatMul, Add, Relu, LeakyRelu, TableAct, Flatten, Reshape,
+                        Transpose,
+                        Identity, Softmax, Dense, QDense, Conv, BatchNorm, MaxPool, AvgPool,
+                        GlobalAvgPool, Clip, Pad, QConv, QMaxPool, AddAct, QAdd, Concat, QConcat)
 }
 
 

@@ -9,6 +9,9 @@ hardware executes.
   maximum instead of the sum (the column's max mode), padding excluded.
 - QAdd is a 1 x 1 convolution over its two inputs stacked along K: diagonal weights wa for
   the first input's channels, wb for the second's.
+- QConcat is a 1 x 1 convolution over its inputs stacked along K (each with its own channel
+  count, ``Geom.src_cin``) with identity weights: output channel c is input row c, and the
+  per-channel requantization brings each input's scale to the output's.
 
 ``Geom.weight`` is the dense weight [KH, KW, Cin, Cout]: a K-tile of the array is (kh, kw, block
 of R input channels), an N-tile a block of C output channels.
@@ -23,7 +26,7 @@ import numpy as np
 from edgehls import ir
 from edgehls.errors import PassError
 
-COMPUTE = (ir.QDense, ir.QConv, ir.QMaxPool, ir.QAdd)
+COMPUTE = (ir.QDense, ir.QConv, ir.QMaxPool, ir.QAdd, ir.QConcat)
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,12 @@ class Geom:
     weight: np.ndarray  # int64 [KH, KW, Cin * sources, Cout]
     group: int = 1
     sources: int = 1  # input tensors stacked along K (2 for a residual Add)
+    src_cin: tuple[int, ...] = ()  # channels of each source when they differ (a Concat)
+
+    @property
+    def cins(self) -> tuple[int, ...]:
+        """Channels of each source, in K order."""
+        return self.src_cin or (self.cin,) * self.sources
 
     @property
     def m(self) -> int:
@@ -51,6 +60,8 @@ class Geom:
     def macs(self) -> int:
         """Useful multiply-accumulates (a max pool counts its comparisons)."""
         kh, kw = self.kernel
+        if self.src_cin:  # a Concat: one multiply by 1 per output element
+            return self.m * self.cout
         if self.max_mode or self.sources > 1:
             return self.m * self.cout * kh * kw * self.sources
         return self.m * kh * kw * (self.cin // self.group) * self.cout
@@ -73,6 +84,15 @@ def geometry(g: ir.Graph, node: ir.Node) -> Geom:
         m = x.size // k
         return Geom(1, m, k, 1, m, n, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), False,
                     np.asarray(w, dtype=np.int64)[None, None])
+    if isinstance(op, ir.QConcat):
+        shapes = [g.tensor(t).shape for t in node.inputs]
+        if len(shapes[0]) != 4:  # rows of features: 1 x M pixels
+            shapes = [(1, sh[-1], 1, int(np.prod(sh)) // sh[-1]) for sh in shapes]
+        cins = tuple(int(sh[1]) for sh in shapes)
+        h, wd = shapes[0][2:]
+        eye = np.eye(sum(cins), dtype=np.int64)[None, None]
+        return Geom(h, wd, cins[0], h, wd, sum(cins), (1, 1), (1, 1), (0, 0, 0, 0), (1, 1),
+                    False, eye, 1, len(cins), cins)
     if isinstance(op, ir.QAdd) and len(x.shape) != 4:  # rows of features: 1 x M pixels
         x = ir.Tensor(x.name, (1, x.shape[-1], 1, x.size // x.shape[-1]))
     _, c, h, wd = x.shape

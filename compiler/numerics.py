@@ -182,27 +182,34 @@ def requant_params(frac_acc: np.ndarray, frac_out: int) -> tuple[np.ndarray, np.
     return mult, shift
 
 
-def requantize(acc: np.ndarray, mult: np.ndarray, shift: np.ndarray, lo: int, hi: int
-               ) -> np.ndarray:
+def requantize(acc: np.ndarray, mult: np.ndarray, shift: np.ndarray, lo: int, hi: int,
+               neg: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """clip((acc * mult + round) >> shift, lo, hi): the post-processing unit, bit for bit.
 
     ``acc`` [..., N] int64; ``mult``/``shift`` [N]; round = 2**(shift-1) when shift > 0, else 0;
-    ``>>`` is arithmetic (floor).
+    ``>>`` is arithmetic (floor). ``neg`` = (mult_n, shift_n) [N], when given, replaces
+    (mult, shift) for the elements whose acc < 0: a LeakyRelu/PRelu slope folded into the
+    requantizer (``leaky_params``).
     """
     acc = np.asarray(acc, dtype=np.int64)
     mult = np.asarray(mult, dtype=np.int64)
     shift = np.asarray(shift, dtype=np.int64)
+    if neg is not None:
+        below = acc < 0
+        mult = np.where(below, np.asarray(neg[0], dtype=np.int64), mult)
+        shift = np.where(below, np.asarray(neg[1], dtype=np.int64), shift)
     rnd = np.where(shift > 0, np.left_shift(1, np.maximum(shift - 1, 0)), 0)
     y = np.right_shift(acc * mult + rnd, shift)
     return np.clip(y, lo, hi)
 
 
 def dense(x_q: np.ndarray, w_q: np.ndarray, b_q: np.ndarray, mult: np.ndarray,
-          shift: np.ndarray, lo: int, hi: int) -> np.ndarray:
+          shift: np.ndarray, lo: int, hi: int,
+          neg: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """The integer Dense layer: requantize(x_q @ w_q + b_q). Exact in int64."""
     acc = np.asarray(x_q, dtype=np.int64) @ np.asarray(w_q, dtype=np.int64) + np.asarray(
         b_q, dtype=np.int64)
-    return requantize(acc, mult, shift, lo, hi)
+    return requantize(acc, mult, shift, lo, hi, neg)
 
 
 # --- convolution and pooling: NHWC tensors [H, W, C] of one sample ----------------------------
@@ -233,7 +240,7 @@ def windows(x: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int],
 def conv(x_q: np.ndarray, w_q: np.ndarray, b_q: np.ndarray, mult: np.ndarray,
          shift: np.ndarray, lo: int, hi: int, kernel: tuple[int, int],
          strides: tuple[int, int], pads: tuple[int, int, int, int], dils: tuple[int, int],
-         group: int) -> np.ndarray:
+         group: int, neg: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """The integer convolution: requantize(sum over the window and the group's channels of
     x * w, padding 0, + bias). x_q [H, W, Cin] -> [OH, OW, Cout]. Exact in int64."""
     x = np.asarray(x_q, dtype=np.int64)
@@ -247,7 +254,7 @@ def conv(x_q: np.ndarray, w_q: np.ndarray, b_q: np.ndarray, mult: np.ndarray,
         cols = patches[..., gi * cg:(gi + 1) * cg].reshape(oh, ow, -1)  # (kh, kw, c) order
         wg = w[gi * per_group:(gi + 1) * per_group].transpose(0, 2, 3, 1).reshape(per_group, -1)
         acc[..., gi * per_group:(gi + 1) * per_group] = cols @ wg.T
-    return requantize(acc + np.asarray(b_q, dtype=np.int64), mult, shift, lo, hi)
+    return requantize(acc + np.asarray(b_q, dtype=np.int64), mult, shift, lo, hi, neg)
 
 
 def maxpool(x_q: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int],
@@ -261,7 +268,8 @@ def maxpool(x_q: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int],
 
 
 def add(a_q: np.ndarray, b_q: np.ndarray, wa: int, wb: int, mult: np.ndarray,
-        shift: np.ndarray, lo: int, hi: int) -> np.ndarray:
+        shift: np.ndarray, lo: int, hi: int,
+        neg: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """The integer residual Add: requantize(a * wa + b * wb) per channel (last axis).
 
     wa, wb are powers of two bringing both inputs to the finer of their scales (so the sum is
@@ -269,7 +277,7 @@ def add(a_q: np.ndarray, b_q: np.ndarray, wa: int, wb: int, mult: np.ndarray,
     as a 1 x 1 convolution over the two inputs with diagonal weights wa and wb.
     """
     acc = np.asarray(a_q, dtype=np.int64) * int(wa) + np.asarray(b_q, dtype=np.int64) * int(wb)
-    return requantize(acc, mult, shift, lo, hi)
+    return requantize(acc, mult, shift, lo, hi, neg)
 
 
 def add_weights(frac_a: int, frac_b: int, wbits: int) -> tuple[int, int, int]:
@@ -281,3 +289,119 @@ def add_weights(frac_a: int, frac_b: int, wbits: int) -> tuple[int, int, int]:
             f"residual Add: its inputs' scales differ by 2**{abs(frac_a - frac_b)}, more than "
             f"{wbits}-bit weights can align; use more --wbits or calibrate both branches alike")
     return wa, wb, frac
+
+
+# --- LeakyRelu / PRelu: a second (mult, shift) for negative accumulators ---------------------
+
+
+def leaky_params(alpha: np.ndarray, mult: np.ndarray, shift: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(mult_n, shift_n) [N] realising y = alpha * x for x < 0 in the requantizer.
+
+    The factor a channel's negative accumulators need is f = alpha * mult * 2**-shift. It is
+    realised as mult_n * 2**-shift_n with the largest shift_n <= MAX_SHIFT that keeps
+    mult_n = round_half_up(f * 2**shift_n) <= MAX_MULT, so mult_n >= 2**(MULT_BITS-1) unless
+    the shift is capped: the slope's relative error is at most ``leaky_error`` (2**-MULT_BITS,
+    1.5e-5 for 16-bit multipliers). alpha = 0 gives mult_n = 0 (a ReLU for negatives).
+    Negative slopes (the multiplier is unsigned) and f >= 2**MULT_BITS raise OptionError.
+    """
+    alpha = np.asarray(alpha, dtype=np.float64)
+    f = alpha * np.asarray(mult, np.float64) * 2.0 ** -np.asarray(shift, np.float64)
+    if (alpha < 0).any() or not np.isfinite(alpha).all():
+        raise OptionError(f"LeakyRelu/PRelu slope {float(alpha.min())} is negative or not "
+                          "finite; only slopes >= 0 are supported (the multiplier is unsigned)")
+    mult_n = np.zeros(f.shape, dtype=np.int64)
+    shift_n = np.zeros(f.shape, dtype=np.int64)
+    for i, v in enumerate(f.reshape(-1)):
+        if v == 0.0:
+            continue
+        if round_half_up(v) > MAX_MULT:
+            raise OptionError(f"LeakyRelu/PRelu slope {float(alpha.reshape(-1)[i])}: the "
+                              f"negative-side factor {v:.4g} exceeds the {MULT_BITS}-bit "
+                              "requantization multiplier")
+        s = min(MAX_SHIFT, max(0, math.floor(math.log2(MAX_MULT / v))))
+        while s > 0 and round_half_up(v * 2.0**s) > MAX_MULT:
+            s -= 1
+        mult_n.reshape(-1)[i] = int(round_half_up(v * 2.0**s))
+        shift_n.reshape(-1)[i] = s
+    return mult_n, shift_n
+
+
+def leaky_error(alpha: np.ndarray, mult: np.ndarray, shift: np.ndarray, mult_n: np.ndarray,
+                shift_n: np.ndarray) -> float:
+    """Largest relative error of the realised negative slope against alpha (0 where alpha is
+    0): |mult_n 2**-shift_n / (mult 2**-shift) - alpha| / alpha."""
+    alpha = np.asarray(alpha, dtype=np.float64)
+    real = (np.asarray(mult_n, np.float64) * 2.0 ** -np.asarray(shift_n, np.float64)
+            / (np.asarray(mult, np.float64) * 2.0 ** -np.asarray(shift, np.float64)))
+    rel = np.where(alpha > 0, np.abs(real - alpha) / np.where(alpha > 0, alpha, 1.0), 0.0)
+    return float(rel.max(initial=0.0))
+
+
+# --- Concat along channels ---------------------------------------------------------------------
+
+
+def concat(xs: list[np.ndarray], mult: np.ndarray, shift: np.ndarray, lo: int, hi: int
+           ) -> np.ndarray:
+    """The integer channel Concat: requantize(the inputs joined along the last axis) per
+    channel, each channel's (mult, shift) taking its input's scale to the output's
+    (``requant_params(frac_in[c], frac_out)``). The hardware computes it on the array as a
+    1 x 1 convolution over the inputs stacked along K with identity weights."""
+    acc = np.concatenate([np.asarray(x, dtype=np.int64) for x in xs], axis=-1)
+    return requantize(acc, mult, shift, lo, hi)
+
+
+# --- table activations: Sigmoid, HardSigmoid, HardSwish ----------------------------------------
+
+TABLE_FUNCTIONS = ("sigmoid", "hardsigmoid", "hardswish")
+
+
+def table_function(fn: str, x: np.ndarray, alpha: float = 0.2, beta: float = 0.5
+                   ) -> np.ndarray:
+    """The float activation a lookup table realises (ONNX semantics; ``alpha``/``beta`` are
+    HardSigmoid's)."""
+    x = np.asarray(x, dtype=np.float64)
+    if fn == "sigmoid":
+        return 1.0 / (1.0 + np.exp(-x))
+    if fn == "hardsigmoid":
+        return np.clip(alpha * x + beta, 0.0, 1.0)
+    if fn == "hardswish":
+        return x * np.clip(x / 6.0 + 0.5, 0.0, 1.0)
+    raise OptionError(f"table activation {fn!r} is not one of {', '.join(TABLE_FUNCTIONS)}")
+
+
+def table_lipschitz(fn: str, alpha: float = 0.2) -> float:
+    """max |f'|: how much an input error can grow through the activation."""
+    return {"sigmoid": 0.25, "hardsigmoid": abs(alpha), "hardswish": 1.5}[fn]
+
+
+def build_table(fn: str, bits: int, frac_in: int, frac_out: int, lo: int, hi: int,
+                alpha: float = 0.2, beta: float = 0.5, scale_in: float | None = None,
+                scale_out: float | None = None) -> np.ndarray:
+    """The lookup table of an activation on a signed ``bits``-wide input code z (scale
+    2**-frac_in, or ``scale_in`` when given): entry z + 2**(bits-1), for z = -2**(bits-1) ..
+    2**(bits-1)-1, is the output code quantize_scaled(f(z * scale_in), scale_out, lo, hi)
+    (round half up, saturated; scale_out defaults to 2**-frac_out). 2**bits int64 entries."""
+    s_in = 2.0**-frac_in if scale_in is None else scale_in
+    s_out = 2.0**-frac_out if scale_out is None else scale_out
+    z = np.arange(-(1 << (bits - 1)), 1 << (bits - 1), dtype=np.int64)
+    return quantize_scaled(table_function(fn, z * s_in, alpha, beta), s_out, lo, hi)
+
+
+def lookup(z: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """table[z + 2**(bits-1)], bits = log2(len(table)): the hardware's index is z's low bits
+    with the sign bit inverted."""
+    table = np.asarray(table, dtype=np.int64)
+    return table[np.asarray(z, dtype=np.int64) + (table.size >> 1)]
+
+
+def table_error(fn: str, table: np.ndarray, frac_in: int, frac_out: int, lo: int, hi: int,
+                alpha: float = 0.2, beta: float = 0.5, scale_in: float | None = None,
+                scale_out: float | None = None) -> float:
+    """max |dequantized table entry - f(entry's input)| over the codes z in [lo, hi] the
+    producing layer can output, in real units (divide by the output scale for output LSBs)."""
+    s_in = 2.0**-frac_in if scale_in is None else scale_in
+    s_out = 2.0**-frac_out if scale_out is None else scale_out
+    z = np.arange(lo, hi + 1, dtype=np.int64)
+    ref = table_function(fn, z * s_in, alpha, beta)
+    return float(np.abs(lookup(z, table) * s_out - ref).max(initial=0.0))

@@ -69,7 +69,7 @@ def build(g: ir.Graph, s: Schedule, p: HwParams, out: Path, source: str, opts: A
         encoded[-1] += len(stream.words) * stream.width - sum(encoded)
     for plan, node, cyc in zip(s.layers, dense_layers(g), cycles, strict=True):
         # no weight tensor: identity (or power-of-two) tiles the tiler makes
-        pool = isinstance(node.op, ir.QMaxPool | ir.QAdd)
+        pool = isinstance(node.op, ir.QMaxPool | ir.QAdd | ir.QConcat)
         w = np.zeros(0, np.int64) if pool else g.const(node, "weight")
         wbits = p.WW if pool else node.op.wbits
         live = plan.tiles - plan.skipped_tiles
@@ -96,7 +96,7 @@ def build(g: ir.Graph, s: Schedule, p: HwParams, out: Path, source: str, opts: A
             "share_bits": p.SHARE, "acc_bits": getattr(node.op, "acc_bits", p.ACC_W),
             "wbits": wbits, "abits": g.tensor(node.outputs[0]).q.bits})
     widths = {"schedule.hex": p.SW, "weights.hex": p.ROM_W, "codebook.hex": p.WW,
-              "layers.hex": p.LTW}
+              "layers.hex": p.LTW, "lut.hex": p.AW}
     rom_bits = {f.name: len(f.read_text().split()) * widths.get(f.name, p.PW)
                 for f in sorted((out / "rom").iterdir())}
     total = {k: sum(layer[k] for layer in layers) for k in
@@ -146,6 +146,8 @@ def memory(s: Schedule, p: HwParams) -> dict[str, int]:
     """On-chip memory in bits, and in 18 Kb / 36 Kb block RAMs (every memory as its own)."""
     mems = {"activation": (s.B, s.adepth, p.AW), "accumulator": (s.C, s.mdepth, p.ACC_W),
             "weight_rom": (1, p.ROM_DEPTH, p.ROM_W), "post_rom": (s.C, s.pdepth, p.PW)}
+    if p.NLUT:  # table activations: one table ROM per column
+        mems["lut_rom"] = (s.C, p.LUT_DEPTH, p.AW)
     out = {f"{k}_bits": n * d * w for k, (n, d, w) in mems.items()}
     out["bram18"] = sum(blocks(n, d, w, 18) for n, d, w in mems.values())
     out["bram36"] = sum(blocks(n, d, w, 36) for n, d, w in mems.values())
@@ -228,7 +230,7 @@ def manifest(g: ir.Graph, s: Schedule, p: HwParams, source: str, opts: Any,
                                           "MDEPTH", "NT", "WDEPTH", "PDEPTH", "EW",
                                           "EDEPTH")},
         "schedule": {"tiles": len(s.tiles), "layers": len(s.layers),
-                     "predicted_cycles": s.total_cycles, "drain_cycles": drain(s.R, s.C),
+                     "predicted_cycles": s.total_cycles, "drain_cycles": drain(s.R, s.C, s.xlat),
                      "layer_cycles": s.layer_cycles()},
         "golden": {"samples": samples, "inputs": "golden/inputs.npy",
                    "inputs_q": "golden/inputs_q.npy", "outputs_q": "golden/outputs_q.npy"},

@@ -45,6 +45,17 @@ class HwParams:
     ZERO: int = 0  # layer l's zero element at bits [l*w +: w], w = SHARE or WW
     MB: int = numerics.MULT_BITS
     SB: int = numerics.SHIFT_BITS
+    NLUT: int = 0  # table activations (hw/column.v's table stage when > 0)
+    NEG: int = 0  # 1: post words carry the negative-side pair (some layer has a LeakyRelu)
+
+    @property
+    def LIW(self) -> int:
+        return max(1, clog2(self.NLUT))
+
+    @property
+    def LUT_DEPTH(self) -> int:
+        """Table ROM words: 2**LIW tables of 2**(AW-1) entries (hw/column.v)."""
+        return 1 << (self.LIW + self.AW - 1)
 
     @property
     def DW(self) -> int:
@@ -121,30 +132,33 @@ class HwParams:
 
     @property
     def PW(self) -> int:
-        return self.ACC_W + self.MB + self.SB + 2 * self.AW
+        return (self.ACC_W + self.MB + self.SB + 2 * self.AW
+                + (self.MB + self.SB if self.NEG else 0) + (1 + self.LIW if self.NLUT else 0))
 
 
 def hw_params(g: ir.Graph, s: Schedule, encoding: str = "raw") -> HwParams:
     """The hardware's widths and depths; ``encoding`` is the --encode option."""
     layers = dense_layers(g)
     shares = {n.op.share_bits for n in layers
-              if not isinstance(n.op, ir.QMaxPool | ir.QAdd)} or {0}
+              if not isinstance(n.op, ir.QMaxPool | ir.QAdd | ir.QConcat)} or {0}
     if len(shares) != 1:
         raise PassError("weight sharing must use one index width for every layer (the weight "
                         f"ROM has one word format); got {sorted(shares)}")
     abits = max(g.tensor(t).q.bits for t in g.tensors if g.tensor(t).q is not None)
-    geo = [plan.geom for plan in s.layers]
+    geo = s.tables
     dmax = max([1] + [max(x.ih, x.iw, x.ow) for x in geo]
                + [max(abs(t.off_h), abs(t.off_w)) for t in s.tiles])
-    arith = [n.op for n in layers if not isinstance(n.op, ir.QMaxPool | ir.QAdd)]
+    arith = [n.op for n in layers if not isinstance(n.op, ir.QMaxPool | ir.QAdd | ir.QConcat)]
     wbits = max([2] + [op.wbits for op in arith])
     acc = max([op.acc_bits for op in arith]
               + [g.tensor(n.inputs[0]).q.bits + 2 for n in layers])  # max mode: value + sign
     p = HwParams(
         R=s.R, C=s.C, B=s.B, AW=abits + 1, WW=wbits, ACC_W=acc,
         ADEPTH=s.adepth, MDEPTH=s.mdepth, NT=max(1, len(s.tiles)), WDEPTH=s.wdepth,
-        PDEPTH=s.pdepth, NL=len(layers), SHARE=shares.pop(), DMAX=dmax,
-        SMAX=max([1] + [max(x.sh, x.sw) for x in geo]))
+        PDEPTH=s.pdepth, NL=len(geo), SHARE=shares.pop(), DMAX=dmax,
+        SMAX=max([1] + [max(x.sh, x.sw) for x in geo]),
+        NLUT=sum(1 for n in layers if n.const_name("lut")),
+        NEG=int(any(n.const_name("mult_n") for n in layers)))
     lim = 1 << (p.XAW - 1)
     if any(not -lim <= v < lim for t in s.tiles for v in (t.rd_base,)) or any(
             not -lim <= v < lim for x in geo for v in (x.a_step, x.a_wrap)):
@@ -154,16 +168,20 @@ def hw_params(g: ir.Graph, s: Schedule, encoding: str = "raw") -> HwParams:
     if not ep.encoded:
         return p
     w = p.SHARE or p.WW
+    # the decoder's per-layer parameters are indexed by the schedule's layer field: the
+    # layer-table entry (a Concat source of another width has its own), each its layer's
+    fmts = [ep.formats[s.table_layer(e)] for e in range(p.NL)]
     return replace(p, EW=ep.width, EDEPTH=len(ep.words),
-                   BITMAP=sum(1 << i for i, f in enumerate(ep.formats) if f != "raw"),
-                   EMPTY=sum(1 << i for i, f in enumerate(ep.formats) if f == "bitmap-z"),
-                   ZERO=pack([(z, w) for z in ep.zeros]))
+                   BITMAP=sum(1 << e for e, f in enumerate(fmts) if f != "raw"),
+                   EMPTY=sum(1 << e for e, f in enumerate(fmts) if f == "bitmap-z"),
+                   ZERO=pack([(ep.zeros[s.table_layer(e)], w) for e in range(p.NL)]))
 
 
 def stream_plan(g: ir.Graph, s: Schedule, p: HwParams) -> encode.Plan:
     """The weight stream with the per-layer formats ``p`` was built with."""
-    formats = [("bitmap-z" if p.EMPTY >> i & 1 else "bitmap") if p.BITMAP >> i & 1 else "raw"
-               for i in range(p.NL)]
+    entry = {s.table_layer(e): e for e in reversed(range(p.NL))}  # each layer's first entry
+    formats = [("bitmap-z" if p.EMPTY >> e & 1 else "bitmap") if p.BITMAP >> e & 1 else "raw"
+               for e in (entry[i] for i in range(len(s.layers)))]
     return encode.build(formats, weight_blocks(g, s, p), zero_elements(g, p), p.SHARE or p.WW)
 
 
@@ -191,7 +209,7 @@ def schedule_words(s: Schedule, p: HwParams) -> list[int]:
                   (t.clear, 1), (t.last, 1), (t.barrier, 1),
                   (t.rd_base, p.XAW), (t.rd_rot, p.BW),
                   (t.wr_base, p.AAW), (t.wr_stride, p.AAW), (t.wr_rot, p.BW),
-                  (t.p_addr, p.PAW), (t.layer, p.CSW), (t.off_h, p.SDW), (t.off_w, p.SDW),
+                  (t.p_addr, p.PAW), (t.table, p.CSW), (t.off_h, p.SDW), (t.off_w, p.SDW),
                   (t.mlo, p.CCW), (t.mhi, p.CCW)]) for t in s.tiles]
 
 
@@ -199,13 +217,17 @@ def layer_words(s: Schedule, p: HwParams) -> list[int]:
     """The layer table: feature-map geometry and address steps of each layer."""
     return [pack([(x.ih, p.DW), (x.iw, p.DW), (x.ow, p.DW), (x.sh, p.STW), (x.sw, p.STW),
                   (x.a_step, p.XAW), (x.a_wrap, p.XAW), (x.max_mode, 1)])
-            for x in (plan.geom for plan in s.layers)]
+            for x in s.tables]
 
 
 def codebook(g: ir.Graph, node: ir.Node, p: HwParams) -> np.ndarray:
-    """A layer's codebook; a max pool's identity weights use [0, 1, 1, ...]."""
-    if isinstance(node.op, ir.QMaxPool):
+    """A layer's codebook; a max pool's or a Concat's identity weights use [0, 1, 1, ...], a
+    residual Add's diagonal weights [0, wa, wb, wb, ...]."""
+    if isinstance(node.op, ir.QMaxPool | ir.QConcat):
         return np.array([0] + [1] * ((1 << p.SHARE) - 1), dtype=np.int64)
+    if isinstance(node.op, ir.QAdd):
+        wa, wb = (int(g.const(node, r)[0]) for r in ("wa", "wb"))
+        return np.array([0, wa] + [wb] * ((1 << p.SHARE) - 2), dtype=np.int64)
     return np.asarray(g.const(node, "codebook"), dtype=np.int64)
 
 
@@ -254,16 +276,22 @@ def codebook_indices(codebook: np.ndarray, w: np.ndarray, name: str) -> np.ndarr
     return match.argmax(axis=-1)
 
 
-def codebook_words(g: ir.Graph, p: HwParams) -> list[int]:
-    """Layer l's codebook at addresses l * 2**SHARE ... (the decoder concatenates {l, index})."""
+def codebook_words(g: ir.Graph, s: Schedule, p: HwParams) -> list[int]:
+    """Layer-table entry l's codebook (its layer's) at addresses l * 2**SHARE ... (the decoder
+    concatenates {l, index})."""
+    layers = dense_layers(g)
     words: list[int] = []
-    for node in dense_layers(g):
-        words.extend(pack([(v, p.WW)]) for v in codebook(g, node, p))
+    for index in range(len(s.tables)):
+        words.extend(pack([(v, p.WW)]) for v in codebook(g, layers[s.table_layer(index)], p))
     return words
 
 
 def post_words(g: ir.Graph, s: Schedule, p: HwParams) -> list[list[int]]:
-    """Per column j, one word per (layer, column group): bias, mult, shift, lo, hi."""
+    """Per column j, one word per (layer, column group): bias, mult, shift, lo, hi; in a design
+    with a LeakyRelu (``NEG``) mult_n, shift_n (the pair used where acc + bias < 0: a fused
+    LeakyRelu's, else mult and shift); in a design with tables lut_id, lut_en (the layer's
+    table, in layer order)."""
+    luts = lut_ids(g)
     cols: list[list[int]] = [[0] * p.PDEPTH for _ in range(s.C)]
     for plan, node in zip(s.layers, dense_layers(g), strict=True):
         if isinstance(node.op, ir.QMaxPool):  # the maximum passes through at its own scale
@@ -276,14 +304,39 @@ def post_words(g: ir.Graph, s: Schedule, p: HwParams) -> list[list[int]]:
             bias = (g.const(node, "bias") if node.const_name("bias")
                     else np.zeros(plan.N, np.int64))  # a residual Add has none
             lo, hi = node.op.lo, node.op.hi
+        mult_n, shift_n = mult, shift
+        if node.const_name("mult_n") is not None:
+            mult_n, shift_n = g.const(node, "mult_n"), g.const(node, "shift_n")
         for nt in range(plan.n_tiles):
             for j in range(s.C):
                 n = nt * s.C + j
                 if n < plan.N:
                     cols[j][plan.p_base + nt] = pack([
                         (bias[n], p.ACC_W), (mult[n], p.MB), (shift[n], p.SB),
-                        (lo, p.AW), (hi, p.AW)])
+                        (lo, p.AW), (hi, p.AW),
+                        *([(mult_n[n], p.MB), (shift_n[n], p.SB)] if p.NEG else []),
+                        *([(luts.get(node.name, 0), p.LIW), (node.name in luts, 1)]
+                          if p.NLUT else [])])
     return cols
+
+
+def lut_ids(g: ir.Graph) -> dict[str, int]:
+    """Layer name -> its table's index, for the layers with a table activation, in order."""
+    names = [n.name for n in dense_layers(g) if n.const_name("lut")]
+    return {name: i for i, name in enumerate(names)}
+
+
+def lut_words(g: ir.Graph, p: HwParams) -> list[int]:
+    """The table ROM: table t at t * 2**(AW-1), entry z + 2**(AW-2) for the code z (a table of
+    fewer bits than the widest activation is extended with its edge entries)."""
+    half = 1 << (p.AW - 2)
+    words = [0] * p.LUT_DEPTH
+    for t, node in enumerate(n for n in dense_layers(g) if n.const_name("lut")):
+        table = np.asarray(g.const(node, "lut"), dtype=np.int64)
+        z = np.clip(np.arange(-half, half), -(table.size >> 1), (table.size >> 1) - 1)
+        for i, v in enumerate(numerics.lookup(z, table)):
+            words[t * 2 * half + i] = pack([(v, p.AW)])
+    return words
 
 
 def rom_images(g: ir.Graph, s: Schedule, p: HwParams) -> dict[str, tuple[str, int]]:
@@ -294,7 +347,9 @@ def rom_images(g: ir.Graph, s: Schedule, p: HwParams) -> dict[str, tuple[str, in
         "layers.hex": (layer_words(s, p), p.LTW),
     }
     if p.SHARE:
-        files["codebook.hex"] = (codebook_words(g, p), p.WW)
+        files["codebook.hex"] = (codebook_words(g, s, p), p.WW)
+    if p.NLUT:
+        files["lut.hex"] = (lut_words(g, p), p.AW)
     for j, words in enumerate(post_words(g, s, p)):
         files[f"post_c{j}.hex"] = (words, p.PW)
     return {name: (hex_lines(words, width), width) for name, (words, width) in files.items()}

@@ -19,11 +19,12 @@ import numpy as np
 from edgehls import ir, lowering
 
 
-def drain(r: int, c: int) -> int:
+def drain(r: int, c: int, xlat: int = 0) -> int:
     """Run cycles from a tile's last step issue to its last activation write, plus one: read 2,
     array R + 2 (registered multiplier inputs and products), column skew C - 1, accumulate 1,
-    requantize 6, write 1."""
-    return r + c + 11
+    requantize 6, write 1; plus ``xlat``, the table stage (1 in a design with table
+    activations, for every layer)."""
+    return r + c + 11 + xlat
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,11 @@ class Tile:
     mlo: int = 0  # max mode: columns [mlo, mhi) take part in this tile
     mhi: int = 0
     krow0: int = 0  # first row of the layer's stacked K axis this tile holds
+    ltab: int = -1  # layer-table entry (hw: the schedule's layer field); -1: ``layer``
+
+    @property
+    def table(self) -> int:
+        return self.layer if self.ltab < 0 else self.ltab
 
 
 @dataclass(frozen=True)
@@ -104,6 +110,20 @@ class Schedule:
     load: list[int] = field(default_factory=list)  # L_i, run cycle tile i's load starts
     total_cycles: int = 0
     base: dict[str, int] = field(default_factory=dict)  # tensor -> first word of its region
+    # layer-table entries after the layers' own (index len(layers) + i): a Concat source whose
+    # words per pixel differ from its first source's, with the layer each belongs to
+    extra_tables: list[tuple[int, LayerGeometry]] = field(default_factory=list)
+    xlat: int = 0  # extra column latency: 1 when some layer has a table activation
+
+    @property
+    def tables(self) -> list[LayerGeometry]:
+        """The layer table: one entry per layer, then ``extra_tables``."""
+        return [p.geom for p in self.layers] + [t for _, t in self.extra_tables]
+
+    def table_layer(self, index: int) -> int:
+        """The layer a layer-table entry belongs to."""
+        n = len(self.layers)
+        return index if index < n else self.extra_tables[index - n][0]
 
     @property
     def wdepth(self) -> int:
@@ -172,24 +192,35 @@ def schedule(g: ir.Graph, r: int, c: int) -> Schedule:
     words = {t: tensor_words(g.tensor(t).shape, b) for t in g.inputs}
     for node, geo in zip(nodes, geos, strict=True):
         words[node.outputs[0]] = geo.m * -(-geo.cout // b)
-        for t in node.inputs:  # a Dense reads a tensor as its own [M, K]
-            if t in g.inputs and words[t] != geo.ih * geo.iw * -(-geo.cin // b):
-                words[t] = max(words[t], geo.ih * geo.iw * -(-geo.cin // b))
+        for t, cin in zip(node.inputs, geo.cins, strict=False):  # a Dense reads its own [M, K]
+            if t in g.inputs and words[t] != geo.ih * geo.iw * -(-cin // b):
+                words[t] = max(words[t], geo.ih * geo.iw * -(-cin // b))
     base = allocate(g, nodes, words)
     adepth = max(base[t] + words[t] for t in base)
     mdepth, p_base = 1, 0
+    extra: list[tuple[int, LayerGeometry]] = []
     for li, (node, geo) in enumerate(zip(nodes, geos, strict=True)):
         kh_n, kw_n = geo.kernel
-        cbs, nts = -(-geo.cin // r), -(-geo.cout // c)
+        nts = -(-geo.cout // c)
         rd_stride, wr_stride = -(-geo.cin // b), -(-geo.cout // b)
         mdepth = max(mdepth, geo.m)
-        (sh, sw), (dh, dw), (pt, pl, _, _) = geo.strides, geo.dilations, geo.pads
-        table = LayerGeometry(geo.ih, geo.iw, geo.ow, sh, sw, sw * rd_stride,
-                              (sh * geo.iw - (geo.ow - 1) * sw) * rd_stride, geo.max_mode,
-                              geo.cin)
+        (dh, dw), (pt, pl, _, _) = geo.dilations, geo.pads
+        table = _table(geo, rd_stride, geo.cin)
+        # per source: first K row, words per pixel, and its layer-table entry (a Concat source
+        # of another width steps by its own words per pixel: an extra entry)
+        cins = geo.cins
+        krow = [sum(cins[:i]) for i in range(len(cins))]
+        strides = [-(-cin // b) for cin in cins]
+        ltabs = []
+        for cin, st in zip(cins, strides, strict=True):
+            if st == rd_stride:
+                ltabs.append(-1)
+            else:
+                extra.append((li, _table(geo, st, cin)))
+                ltabs.append(len(nodes) + len(extra) - 1)
         # K-tiles: (source tensor, kernel row, kernel column, block of R input channels)
-        ktiles = [(src, kh, kw, cb) for src in range(geo.sources) for kh in range(kh_n)
-                  for kw in range(kw_n) for cb in range(cbs)]
+        ktiles = [(src, kh, kw, cb) for src in range(len(cins)) for kh in range(kh_n)
+                  for kw in range(kw_n) for cb in range(-(-cins[src] // r))]
         out_base = base[node.outputs[0]]
         first = len(tiles)
         for nt in range(nts):
@@ -198,12 +229,12 @@ def schedule(g: ir.Graph, r: int, c: int) -> Schedule:
             # all-zero weight tiles are skipped: no ROM words, no cycles. A column group with
             # no non-zero tile still needs one pass for its bias, so it keeps its first tile.
             live = [kt for kt, (src, kh, kw, cb) in enumerate(ktiles)
-                    if geo.weight[kh, kw, src * geo.cin + cb * r:
-                                  src * geo.cin + min((cb + 1) * r, geo.cin), n0:n0 + c].any()]
+                    if geo.weight[kh, kw, krow[src] + cb * r:
+                                  krow[src] + min((cb + 1) * r, cins[src]), n0:n0 + c].any()]
             live = live or [0]
             for i, kt in enumerate(live):
                 src, kh, kw, cb = ktiles[kt]
-                k_rows = min(r, geo.cin - cb * r)
+                k_rows = min(r, cins[src] - cb * r)
                 off_h, off_w = kh * dh - pt, kw * dw - pl
                 mlo, mhi = 0, c
                 if geo.max_mode:  # the columns whose channel this K-tile carries
@@ -214,24 +245,34 @@ def schedule(g: ir.Graph, r: int, c: int) -> Schedule:
                     layer=li, kt=kt, nt=nt, m=geo.m, k_rows=k_rows, n_cols=n_cols,
                     w_addr=len(tiles) * r, clear=i == 0, last=i == len(live) - 1,
                     barrier=li > 0 and len(tiles) == first,
-                    rd_base=in_base + (off_h * geo.iw + off_w) * rd_stride + (cb * r) // b,
-                    rd_stride=rd_stride, rd_rot=(cb * r) % b, wr_base=out_base + n0 // b,
+                    rd_base=in_base + (off_h * geo.iw + off_w) * strides[src] + (cb * r) // b,
+                    rd_stride=strides[src], rd_rot=(cb * r) % b, wr_base=out_base + n0 // b,
                     wr_stride=wr_stride, wr_rot=n0 % b, p_addr=p_base + nt, kh=kh, kw=kw,
                     cb=cb, off_h=off_h, off_w=off_w, mlo=mlo, mhi=mhi,
-                    krow0=src * geo.cin + cb * r))
+                    krow0=krow[src] + cb * r, ltab=ltabs[src]))
         emitted = len(tiles) - first
         total = len(ktiles) * nts
-        layers.append(LayerPlan(li, node.name, geo.m, kh_n * kw_n * geo.cin * geo.sources,
+        layers.append(LayerPlan(li, node.name, geo.m, kh_n * kw_n * sum(cins),
                                 geo.cout, len(ktiles), nts, total, total - emitted, first,
                                 p_base, table, geo.macs, node.op.kind))
         p_base += nts
     sched = Schedule(r, c, b, layers, tiles, adepth, mdepth, max(1, p_base))
     sched.base = base
-    sched.decide, sched.load, sched.total_cycles = cycle_model(tiles, r, c)
+    sched.extra_tables = extra
+    sched.xlat = int(any(node.const_name("lut") for node in nodes))
+    sched.decide, sched.load, sched.total_cycles = cycle_model(tiles, r, c, sched.xlat)
     return sched
 
 
-def cycle_model(tiles: list[Tile], r: int, c: int) -> tuple[list[int], list[int], int]:
+def _table(geo: lowering.Geom, stride: int, cin: int) -> LayerGeometry:
+    """The layer-table entry of a layer whose input has ``stride`` words per pixel."""
+    (sh, sw) = geo.strides
+    return LayerGeometry(geo.ih, geo.iw, geo.ow, sh, sw, sw * stride,
+                         (sh * geo.iw - (geo.ow - 1) * sw) * stride, geo.max_mode, cin)
+
+
+def cycle_model(tiles: list[Tile], r: int, c: int, xlat: int = 0
+                ) -> tuple[list[int], list[int], int]:
     """The sequencer's timing (hw/sequencer.v), tile by tile.
 
     L_i = max(L_{i-1} + R, D_{i-1} + 1 + C): the weight loader is busy R cycles, and may only
@@ -240,7 +281,7 @@ def cycle_model(tiles: list[Tile], r: int, c: int) -> tuple[list[int], list[int]
     stream back to back; a layer's first tile waits until the previous layer's writes landed.
     Total = D_last + M_last + drain.
     """
-    dr = drain(r, c)
+    dr = drain(r, c, xlat)
     decide: list[int] = []
     load: list[int] = []
     for i, t in enumerate(tiles):

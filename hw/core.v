@@ -20,6 +20,9 @@
 //   CSW        layer-select width (`w_layer` tells a codebook decoder which layer is loading;
 //              `w_load` is high in the cycles wrom_data is written into the shadow weights)
 //   DW, STW, XAW, SDW, LTW  window-walk widths and the layer-table word (edgehls_sequencer)
+//   NEG        1: post words carry a negative-side (mult, shift) pair (LeakyRelu/PRelu)
+//   NLUT, LIW, LUT_FILE  table activations (edgehls_column): with NLUT > 0 every column has a
+//              table stage, one more cycle of write latency (the sequencer's XLAT)
 //
 // Protocol: `start` (one cycle) -> the core takes IN_M*IN_K elements from s_axis (NHWC order,
 // one element a beat) -> runs the schedule (`run_cycles` counts these cycles, deterministic) ->
@@ -64,7 +67,12 @@ module edgehls_core #(
     parameter integer SW = WAW + MCW + RCW + CCW + 3 + XAW + 2 * AAW + 2 * BW + PAW + CSW
                            + 2 * SDW + 2 * CCW,
     parameter integer SAW = (NT > 1) ? $clog2(NT) : 1,
-    parameter integer PW = ACC_W + MB + SB + 2 * AW
+    parameter integer NEG = 0,
+    parameter integer NLUT = 0,
+    parameter integer LIW = 1,
+    parameter LUT_FILE = "lut.hex",
+    parameter integer PW = ACC_W + MB + SB + 2 * AW + ((NEG > 0) ? MB + SB : 0)
+                           + ((NLUT > 0) ? 1 + LIW : 0)
 ) (
     input  wire                clk,
     input  wire                rst_n,
@@ -151,7 +159,8 @@ module edgehls_core #(
 
     edgehls_sequencer #(
         .R(R), .C(C), .NT(NT), .WAW(WAW), .MCW(MCW), .RCW(RCW), .CCW(CCW), .AAW(AAW),
-        .BW(BW), .PAW(PAW), .CSW(CSW), .XAW(XAW), .DW(DW), .SDW(SDW), .STW(STW), .LTW(LTW)
+        .BW(BW), .PAW(PAW), .CSW(CSW), .XAW(XAW), .DW(DW), .SDW(SDW), .STW(STW), .LTW(LTW),
+        .XLAT((NLUT > 0) ? 1 : 0)
     ) u_seq (
         .clk(clk), .rst_n(rst_n), .go(go), .finished(finished), .cycles(run_cycles),
         .sched_addr_ld(sched_addr_ld), .sched_ld(sched_ld),
@@ -334,7 +343,8 @@ module edgehls_core #(
             wire [CTW-1:0] cw = chain[3 + R + gj];
             edgehls_column #(
                 .J(gj), .B(B), .AW(AW), .ACC_W(ACC_W), .MDEPTH(MDEPTH), .MCW(MCW),
-                .AAW(AAW), .BW(BW), .CCW(CCW), .PAW(PAW), .MB(MB), .SB(SB), .PW(PW)
+                .AAW(AAW), .BW(BW), .CCW(CCW), .PAW(PAW), .MB(MB), .SB(SB), .PW(PW),
+                .NEG(NEG), .NLUT(NLUT), .LIW(LIW), .LUT_FILE(LUT_FILE)
             ) u_col (
                 .clk(clk), .rst_n(rst_n),
                 .psum(psum[gj*ACC_W +: ACC_W]),

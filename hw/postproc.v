@@ -4,7 +4,10 @@
 //
 //   out = clip(((in_acc + bias) * mult + rnd) >>> shift, lo, hi),  rnd = shift ? 2**(shift-1) : 0
 //
-// bit for bit edgehls.numerics.requantize(acc + bias, mult, shift, lo, hi), clip being
+// where (mult, shift) is (mult_n, shift_n) when in_acc + bias < 0 (a LeakyRelu/PRelu slope
+// folded into the requantizer; a layer without one has mult_n = mult, shift_n = shift):
+// bit for bit edgehls.numerics.requantize(acc + bias, mult, shift, lo, hi,
+// neg=(mult_n, shift_n)), clip being
 // min(max(y, lo), hi) as numpy's (so hi wins if lo > hi), for every input whose acc + bias fits
 // ACC_W bits. For shift > 0 the rounding is computed as h = prod >>> (shift-1), out = (h >>> 1)
 // + h[0], which equals (prod + 2**(shift-1)) >>> shift exactly (both are floor((h + 1) / 2)) and
@@ -13,14 +16,15 @@
 // Fixed latency LAT = 6: out_valid/out_data/out_tag during cycle t+6 belong to the inputs
 // presented during cycle t. No back-pressure: one result per cycle, every cycle.
 //   stage 1: s    = in_acc + bias             (mult, shift, lo, hi, tag, valid carried along)
-//   stage 2: prod = s * {1'b0, mult}          signed x unsigned, ACC_W + MB + 1 bits, exact,
+//   stage 2: prod = s * {1'b0, s < 0 ? mult_n : mult}    signed x unsigned, ACC_W + MB + 1 bits,
+//            exact (and shift_n or shift carried on),
 //            in two steps: 18 x 18 partial products, then their sum
 //   stage 3: h    = prod >>> (shift - 1)      the barrel shifter alone (prod when shift = 0)
 //   stage 4: y    = (h >>> 1) + h[0]          round half up (y = prod when shift = 0)
 //   stage 5: out  = saturate(y, lo, hi)
 // (Three stages after the multiply keep the shifter, the rounding add and the compares out of
 // one another's paths: on ECP5 the one-stage version limited the design to 50 MHz.)
-// bias, mult, shift, lo, hi and in_tag are sampled with in_acc, so they may change every cycle.
+// bias, mult, shift, mult_n, shift_n, lo, hi and in_tag are sampled with in_acc, so they may change every cycle.
 // Reset (synchronous, active low) clears the valid pipeline only.
 //
 // Parameters:
@@ -44,6 +48,8 @@ module edgehls_postproc #(
     input  wire signed [ACC_W-1:0] bias,
     input  wire        [MB-1:0]    mult,
     input  wire        [SB-1:0]    shift,
+    input  wire        [MB-1:0]    mult_n,
+    input  wire        [SB-1:0]    shift_n,
     input  wire signed [OUT_W-1:0] lo,
     input  wire signed [OUT_W-1:0] hi,
     input  wire        [TW-1:0]    in_tag,
@@ -57,8 +63,8 @@ module edgehls_postproc #(
 
     // stage 1: bias
     reg signed [ACC_W-1:0] s1;
-    reg        [MB-1:0]    mult1;
-    reg        [SB-1:0]    shift1;
+    reg        [MB-1:0]    mult1, mult_n1;
+    reg        [SB-1:0]    shift1, shift_n1;
     reg signed [OUT_W-1:0] lo1, hi1;
     reg        [TW-1:0]    tag1;
 
@@ -66,6 +72,8 @@ module edgehls_postproc #(
         s1     <= in_acc + bias;
         mult1  <= mult;
         shift1 <= shift;
+        mult_n1  <= mult_n;
+        shift_n1 <= shift_n;
         lo1    <= lo;
         hi1    <= hi;
         tag1   <= in_tag;
@@ -79,7 +87,8 @@ module edgehls_postproc #(
     reg signed [OUT_W-1:0] lo2a, hi2a, lo2, hi2;
     reg        [TW-1:0]    tag2a, tag2;
     reg signed [PW-1:0]    prod2;
-    wire signed [MB:0]     mult1_s = {1'b0, mult1};
+    wire                   neg1 = s1[ACC_W-1];  // acc + bias < 0: the negative-side pair
+    wire signed [MB:0]     mult1_s = {1'b0, neg1 ? mult_n1 : mult1};
 
     generate
         if (ACC_W > L) begin : g_split
@@ -103,7 +112,7 @@ module edgehls_postproc #(
     endgenerate
 
     always @(posedge clk) begin
-        shift2a <= shift1;
+        shift2a <= neg1 ? shift_n1 : shift1;
         lo2a    <= lo1;
         hi2a    <= hi1;
         tag2a   <= tag1;

@@ -27,7 +27,8 @@
 //   the weight ROM is addressed for rows 0..R-1 at cycles L_i .. L_i + R - 1.
 //   Tile i is decided at D_i = max(L_i, D_{i-1} + max(M_{i-1}, 2),
 //   barrier_i ? D_{i-1} + M_{i-1} + DRAIN - 1) and its steps m = 0..M_i-1 are issued at
-//   D_i + 1 + m. `finished` pulses and `cycles` holds D_last + M_last + DRAIN.
+//   D_i + 1 + m. `finished` pulses and `cycles` holds D_last + M_last + DRAIN
+//   (DRAIN = R + C + 11 + XLAT).
 module edgehls_sequencer #(
     parameter integer R = 4,
     parameter integer C = 4,
@@ -48,7 +49,8 @@ module edgehls_sequencer #(
     parameter integer SW = WAW + MCW + RCW + CCW + 3 + XAW + 2 * AAW + 2 * BW + PAW + CSW
                            + 2 * SDW + 2 * CCW,
     parameter integer SAW = (NT > 1) ? $clog2(NT) : 1,
-    parameter integer RW = (R > 1) ? $clog2(R) : 1
+    parameter integer RW = (R > 1) ? $clog2(R) : 1,
+    parameter integer XLAT = 0  // extra write latency of the columns (1 with table activations)
 ) (
     input  wire           clk,
     input  wire           rst_n,
@@ -89,7 +91,7 @@ module edgehls_sequencer #(
     output reg  [BW-1:0]  st_wr_rot,
     output reg  [PAW-1:0] st_p_addr
 );
-    localparam integer DRAIN = R + C + 11;
+    localparam integer DRAIN = R + C + 11 + XLAT;
     localparam [31:0]  NT32 = NT;
     localparam [31:0]  R1_32 = R - 1;
     localparam [SAW:0] NT_I = NT32[SAW:0];

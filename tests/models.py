@@ -124,14 +124,14 @@ def save(model: onnx.ModelProto, path: str | Path) -> Path:
 
 # --- deliberately bad models, for error tests -----------------------------------------------
 
-UNSUPPORTED_NODE = {"LRN": "lrn1", "Sigmoid": "sigmoid1"}
+UNSUPPORTED_NODE = {"LRN": "lrn1", "Tanh": "tanh1"}
 
 
 def unsupported_op_model(op: str = "LRN") -> onnx.ModelProto:
     """A valid model whose node UNSUPPORTED_NODE[op] has an op the compiler does not support.
 
     "LRN": input [1, 1, 8, 8] -> LRN lrn1 -> Flatten -> Gemm fc1.
-    "Sigmoid": input [1, 16] -> Gemm fc0 -> Sigmoid sigmoid1 -> Gemm fc1.
+    "Tanh": input [1, 16] -> Gemm fc0 -> Tanh tanh1 -> Gemm fc1.
     """
     rng = np.random.default_rng(0)
     out = helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 10])
@@ -145,12 +145,12 @@ def unsupported_op_model(op: str = "LRN") -> onnx.ModelProto:
         inits = [_const(rng.normal(0, 1 / 16, (10, 64)), "fc1.weight"),
                  _const(np.zeros(10), "fc1.bias")]
         inp = helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 1, 8, 8])
-    elif op == "Sigmoid":
+    elif op == "Tanh":
         nodes = [
             helper.make_node("Gemm", ["input", "fc0.weight", "fc0.bias"], ["fc0"], name="fc0",
                              transB=1),
-            helper.make_node("Sigmoid", ["fc0"], ["sigmoid1"], name="sigmoid1"),
-            helper.make_node("Gemm", ["sigmoid1", "fc1.weight", "fc1.bias"], ["output"],
+            helper.make_node("Tanh", ["fc0"], ["tanh1"], name="tanh1"),
+            helper.make_node("Gemm", ["tanh1", "fc1.weight", "fc1.bias"], ["output"],
                              name="fc1", transB=1),
         ]
         inits = [_const(rng.normal(0, 1 / 4, (12, 16)), "fc0.weight"),

@@ -50,3 +50,13 @@ def test_reference_network(tmp_path: Path, name: str, pe: tuple[int, int], sampl
     calib = np.random.default_rng(3).uniform(-1, 1, (CALIB, *SHAPES[name][0][1:]))
     opts = pipeline.Options(pe=pe, samples=samples, calib=calib.astype(np.float32))
     compile_and_simulate(model, tmp_path / "design", f"{name}(0)", opts)
+
+
+@pytest.mark.parametrize("name", ["ds_cnn_small", "resnet8_small"])
+def test_shared_weights_with_depthwise_and_residuals(tmp_path: Path, name: str) -> None:
+    """--share-bits on depthwise convolutions (0 in their codebooks) and residual Adds (their
+    diagonal weights as a codebook), bit-exact."""
+    model = save(BUILDERS[name](0), tmp_path / "model.onnx")
+    calib = np.random.default_rng(3).uniform(-1, 1, (CALIB, *SHAPES[name][0][1:]))
+    opts = pipeline.Options(pe=(4, 4), samples=1, calib=calib.astype(np.float32), share_bits=4)
+    compile_and_simulate(model, tmp_path / "design", f"{name}(0) --share-bits 4", opts)

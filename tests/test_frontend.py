@@ -101,14 +101,14 @@ def test_unsupported_op(tmp_path: Path) -> None:
         load(path)
     assert str(exc.value) == (
         "node 'lrn1' (LRN): op not supported; supported ops: "
-        "Add, AveragePool, BatchNormalization, Clip, Conv, Dropout, Flatten, Gemm, "
-        "GlobalAveragePool, GlobalMaxPool, Identity, MatMul, MaxPool, Mul, Pad, ReduceMean, Relu, "
-        "Reshape, Softmax, Sum, Transpose")
+        "Add, AveragePool, BatchNormalization, Clip, Concat, Conv, Dropout, Flatten, Gemm, "
+        "GlobalAveragePool, GlobalMaxPool, HardSigmoid, HardSwish, Identity, LeakyRelu, MatMul, "
+        "MaxPool, Mul, Pad, PRelu, ReduceMean, Relu, Reshape, Sigmoid, Softmax, Sum, Transpose")
 
 
 def test_unnamed_unsupported_op_gets_index_name(tmp_path: Path) -> None:
-    nodes = [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Sigmoid", ["r"], ["y"])]
-    with pytest.raises(UnsupportedError, match=r"node 'Sigmoid_1' \(Sigmoid\)"):
+    nodes = [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Tanh", ["r"], ["y"])]
+    with pytest.raises(UnsupportedError, match=r"node 'Tanh_1' \(Tanh\)"):
         load(_save(tmp_path, nodes, [], [1, 4], [1, 4]))
 
 

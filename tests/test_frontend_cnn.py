@@ -133,10 +133,10 @@ REJECT = {
     "weight_act": ([N("Relu", ["x"], ["r"], name="r"),
                     N("Conv", ["x", "r"], ["y"], name="conv")], [], [1, 1, 3, 3], 17,
                    r"'conv' \(Conv\): only the first input may be an activation"),
-    "ceil_mode": ([N("MaxPool", ["x"], ["y"], name="mp", kernel_shape=[2, 2], strides=[2, 2],
-                     ceil_mode=1)], [], [1, 1, 5, 5], 17,
-                  r"'mp' \(MaxPool\): ceil_mode=1 changes the output size \(\[3, 3\] instead "
-                  r"of \[2, 2\]\)"),
+    "ceil_mode": ([N("AveragePool", ["x"], ["y"], name="ap", kernel_shape=[2, 2],
+                     strides=[2, 2], ceil_mode=1)], [], [1, 1, 5, 5], 17,
+                  r"'ap' \(AveragePool\): ceil_mode=1 changes the output size \(its partial "
+                  r"last windows divide by fewer elements\) \(\[3, 3\] instead "),
     "storage_order": ([N("MaxPool", ["x"], ["y"], name="mp", kernel_shape=[2, 2],
                          storage_order=1)], [], [1, 1, 4, 4], 17,
                       r"'mp' \(MaxPool\): storage_order=1 is not supported"),
@@ -172,8 +172,8 @@ REJECT = {
                             N("Add", ["x", "r"], ["y"], name="res")], [], [1, 2, 4, 4], 17,
                            r"'res' \(Add\): broadcasting between two activations is not "
                            r"supported"),
-    "concat": ([N("Concat", ["x", "x"], ["y"], name="cat", axis=1)], [], [1, 2, 4, 4], 17,
-               r"'cat' \(Concat\): Concat is not supported yet; supported ops: Add, "),
+    "concat": ([N("Concat", ["x", "x"], ["y"], name="cat", axis=2)], [], [1, 2, 4, 4], 17,
+               r"'cat' \(Concat\): only a Concat along the channel axis \(1\) of "),
     "clip_act": ([N("Relu", ["x"], ["r"], name="r"), N("Clip", ["x", "r"], ["y"], name="clip")],
                  [], [1, 1], 17, r"'clip' \(Clip\): only the first input may be an activation"),
 }

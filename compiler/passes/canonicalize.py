@@ -20,6 +20,10 @@ _WHY = {
     "Clip": "a Clip must directly follow a Conv whose output nothing else reads (or a MaxPool "
             "of such a Conv); after a MatMul/Gemm only Clip(0, inf) (a Relu) is supported, and "
             "so after a residual Add",
+    "LeakyRelu": "a LeakyRelu/PRelu is fused into the layer before it or becomes a per-channel "
+                 "layer of its own, which needs a [N, C] or [N, C, H, W] input",
+    "TableAct": "a Sigmoid/HardSigmoid/HardSwish needs a [N, C] or [N, C, H, W] input (it "
+                "becomes a lookup table after a layer's requantizer)",
     "Pad": "a Pad must feed only Conv/MaxPool/AveragePool nodes (a MaxPool only when its input "
            "is non-negative, e.g. after a ReLU)",
     "BatchNorm": "only a BatchNormalization of a [N, C] or [N, C, H, W] tensor is supported",
@@ -32,7 +36,7 @@ _WHY = {
 _TO_NHWC = (0, 2, 3, 1)  # the hardware's stream order of an [N, C, H, W] tensor
 _SPATIAL = (ir.Conv, ir.MaxPool, ir.AvgPool, ir.GlobalAvgPool, ir.Pad, ir.BatchNorm)
 _LAYERS = (ir.Conv, ir.Dense, ir.AddAct)  # the ops a Relu can fuse into
-_CANONICAL = (ir.Input, ir.Dense, ir.Conv, ir.MaxPool, ir.AddAct)
+_CANONICAL = (ir.Input, ir.Dense, ir.Conv, ir.MaxPool, ir.AddAct, ir.Concat, ir.TableAct)
 _NO_ACT = (-np.inf, np.inf)
 
 
@@ -63,7 +67,12 @@ class Canonicalize:
     into a Dense (``relu``) or an AddAct (``act="relu"``); every fold and fusion needs the
     layer's output to have that node as its only reader (and not be a graph output), except
     that a Relu/Clip of values already within its bounds is dropped; an AddAct's inputs may not
-    be reshaped; Pad folds into the following Conv's or MaxPool's pads. Unused constants are
+    be reshaped; Pad folds into the following Conv's or MaxPool's pads. A LeakyRelu/PRelu fuses
+    into the Conv/Dense/AddAct before it (act "leaky", const 'alpha' [C]; also through a
+    MaxPool), else becomes a per-channel identity layer with it; a ``Concat`` (channels) stays,
+    its inputs differing only in axis 1; a ``TableAct`` (Sigmoid, HardSigmoid, HardSwish) stays,
+    reading a Conv/Dense/AddAct without activation that it alone reads (an identity layer is
+    put before it where needed) for Quantize to fuse. Unused constants are
     dropped; ``verify()`` passes. The input graph is not modified. Raises ``UnsupportedError``
     naming any node that cannot be expressed.
     """
@@ -92,6 +101,10 @@ class Canonicalize:
             (_fuse_add if isinstance(node.op, ir.Add) else _batchnorm)(g, node)
         for node in _each(g, ir.Relu, ir.Clip):
             _fuse_act(g, node)
+        for node in _each(g, ir.LeakyRelu):
+            _fuse_leaky(g, node)
+        for node in _each(g, ir.TableAct):
+            _table_input(g, node)
         for node in _each(g, ir.Pad):
             _fold_pad(g, node)
         _remove_dead(g)  # e.g. a Transpose folded into a Gemm's weights
@@ -106,6 +119,11 @@ class Canonicalize:
                                        f"{_WHY.get(node.op.kind, 'unexpected')}")
             if isinstance(node.op, ir.AddAct):
                 _check_add(g, node)
+            if isinstance(node.op, ir.Concat):
+                _check_concat(g, node)
+            if isinstance(node.op, ir.TableAct) and not _table_ready(g, node):
+                raise UnsupportedError(f"node {node.name!r} ({node.op.kind} {node.op.fn}): "
+                                       f"{_WHY['TableAct']}")
         used = {c for node in g.nodes() for _, c in node.consts}
         g.consts = {k: v for k, v in g.consts.items() if k in used}
         g.verify()
@@ -145,6 +163,9 @@ def _bypass(g: ir.Graph, node: ir.Node) -> None:
     if before != after and any(isinstance(r.op, ir.AddAct) for r in readers):
         raise UnsupportedError(f"node {node.name!r} ({node.op.kind}): reshaping {list(before)} "
                                f"to {list(after)} before a residual Add is not supported")
+    if before != after and any(isinstance(r.op, ir.Concat) for r in readers):
+        raise UnsupportedError(f"node {node.name!r} ({node.op.kind}): reshaping {list(before)} "
+                               f"to {list(after)} before a Concat is not supported")
     if dst in g.outputs and before != after:
         g.notes.append(f"output {dst!r}: {node.op.kind} {node.name!r} removed, the output "
                        f"stream {list(before)} is the row-major data of ONNX shape {list(after)}")
@@ -408,7 +429,7 @@ def _batchnorm(g: ir.Graph, node: ir.Node) -> None:
 
 def _bounds(op: ir.Op) -> tuple[float, float]:
     if isinstance(op, ir.Conv):
-        return {"none": _NO_ACT, "relu": (0.0, np.inf)}.get(op.act, op.clip)
+        return {"none": _NO_ACT, "relu": (0.0, np.inf), "leaky": _NO_ACT}.get(op.act, op.clip)
     if isinstance(op, ir.Dense):
         return (0.0, np.inf) if op.relu else _NO_ACT
     if isinstance(op, ir.AddAct):
@@ -450,12 +471,86 @@ def _fuse_act(g: ir.Graph, node: ir.Node) -> None:
     g.remove_node(node.name, forward=True)
 
 
+def _fuse_leaky(g: ir.Graph, node: ir.Node) -> None:
+    """Fuse a LeakyRelu/PRelu (slope >= 0, so monotonic: it commutes with a MaxPool) into the
+    Conv/Dense/AddAct before it, which gets act "leaky" and const 'alpha' [C] (the slope per
+    channel, axis 1); when it cannot fuse (another reader, a pool between, ...) it becomes a
+    layer of its own: a depthwise 1x1 Conv of weight 1 on [N, C, H, W], a diagonal Dense on
+    [N, C]. Any other rank stays (and is rejected by name)."""
+    shape = g.tensor(node.inputs[0]).shape
+    if len(shape) not in (2, 4):
+        return
+    c = shape[1]
+    slope = g.const(node, "slope") if node.const_name("slope") else np.array([node.op.alpha])
+    alpha = np.broadcast_to(np.asarray(slope, np.float64).reshape(-1), (c,))
+    layer = _alone(g, node)
+    if layer is not None and isinstance(layer.op, ir.MaxPool):
+        layer = _alone(g, layer)
+    fused = None
+    if layer is not None and isinstance(layer.op, ir.Conv) and layer.op.act == "none":
+        fused = dataclasses.replace(layer.op, act="leaky")
+    elif (layer is not None and isinstance(layer.op, ir.Dense) and not layer.op.relu
+          and not layer.op.leaky and len(g.tensor(layer.outputs[0]).shape) == 2):
+        fused = ir.Dense(leaky=True)
+    elif layer is not None and isinstance(layer.op, ir.AddAct) and layer.op.act == "none":
+        fused = ir.AddAct(act="leaky")
+    if fused is not None:
+        g.replace_node(dataclasses.replace(layer, op=fused, consts=layer.consts + (
+            ("alpha", _new_const(g, f"{layer.name}.alpha", alpha)),)))
+        g.remove_node(node.name, forward=True)
+        return
+    if len(shape) == 4:
+        _conv(g, node, ir.Conv(group=c, act="leaky"), np.ones((c, 1, 1, 1)), np.zeros(c))
+    else:
+        _dense(g, node, np.eye(c), np.zeros(c))
+        g.replace_node(dataclasses.replace(g.node(node.name), op=ir.Dense(leaky=True)))
+    node = g.node(node.name)
+    g.replace_node(dataclasses.replace(node, consts=node.consts + (
+        ("alpha", _new_const(g, f"{node.name}.alpha", alpha)),)))
+
+
+def _table_ready(g: ir.Graph, node: ir.Node) -> bool:
+    """Whether a table activation's input comes from a layer without activation that it alone
+    reads (Quantize fuses the table into that layer's requantizer, whose code indexes it)."""
+    p = _alone(g, node)
+    if p is None:
+        return False
+    if isinstance(p.op, ir.Conv | ir.AddAct):
+        return p.op.act == "none"
+    return (isinstance(p.op, ir.Dense) and not p.op.relu and not p.op.leaky
+            and len(g.tensor(p.outputs[0]).shape) == 2)
+
+
+def _table_input(g: ir.Graph, node: ir.Node) -> None:
+    """Give a table activation (Sigmoid, HardSigmoid, HardSwish) a layer to fuse into: when its
+    input is not a fresh layer output it reads alone, an identity layer is put before it (a
+    depthwise 1x1 Conv of weight 1 on [N, C, H, W], a diagonal Dense on [N, C])."""
+    if _table_ready(g, node):
+        return
+    shape = g.tensor(node.inputs[0]).shape
+    if len(shape) not in (2, 4):
+        return  # rejected by name
+    c = shape[1]
+    name, key = f"{node.name}.in", f"{node.inputs[0]}.{node.name}"
+    g.add_tensor(ir.Tensor(key, shape))
+    layer = ir.Node(name, ir.Identity(), node.inputs, (key,))
+    g.add_node(layer)
+    g.replace_node(dataclasses.replace(node, inputs=(key,)))
+    if len(shape) == 4:
+        _conv(g, layer, ir.Conv(group=c), np.ones((c, 1, 1, 1)), np.zeros(c))
+    else:
+        _dense(g, layer, np.eye(c), np.zeros(c))
+
+
 def _range(g: ir.Graph, tensor: str) -> tuple[float, float]:
     """Bounds on ``tensor``'s values known from the activation that made it (seen through
     MaxPools, which only pick values); (-inf, inf) when unknown."""
     p = g.producer(tensor)
     while p is not None and isinstance(p.op, ir.MaxPool):
         p = g.producer(p.inputs[0])
+    if p is not None and isinstance(p.op, ir.Concat):  # the union of its inputs' ranges
+        ranges = [_range(g, t) for t in p.inputs]
+        return min(r[0] for r in ranges), max(r[1] for r in ranges)
     if p is None or not isinstance(p.op, _LAYERS + (ir.Relu, ir.Clip)):
         return _NO_ACT
     return _bounds(p.op)
@@ -506,6 +601,18 @@ def _fold_pad(g: ir.Graph, node: ir.Node) -> None:
             inputs=tuple(node.inputs[0] if i == node.outputs[0] else i for i in r.inputs)))
     g.remove_node(node.name)
     g.tensors.pop(node.outputs[0], None)
+
+
+def _check_concat(g: ir.Graph, node: ir.Node) -> None:
+    """A Concat's inputs agree in every dimension but the channels (axis 1), which add up to
+    the output's (a Gemm made a Conv may have made one input 4-D)."""
+    shapes = [g.tensor(t).shape for t in node.inputs]
+    out = g.tensor(node.outputs[0]).shape
+    rest = {(len(sh), sh[:1] + sh[2:]) for sh in [*shapes, out]}
+    if len(rest) != 1 or len(out) not in (2, 4) or sum(sh[1] for sh in shapes) != out[1]:
+        raise UnsupportedError(f"node {node.name!r} (Concat): after canonicalization its inputs "
+                               f"are {[list(sh) for sh in shapes]} and its output {list(out)}; "
+                               "a Concat needs inputs that differ only in channels (axis 1)")
 
 
 def _check_add(g: ir.Graph, node: ir.Node) -> None:

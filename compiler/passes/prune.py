@@ -135,7 +135,7 @@ class Prune:
         for node in g.nodes():
             if isinstance(node.op, ir.Dense | ir.Conv):
                 layers.append(node)
-            elif not isinstance(node.op, ir.Input | ir.MaxPool | ir.AddAct):
+            elif not isinstance(node.op, ir.Input | ir.MaxPool | ir.AddAct | ir.Concat):
                 raise PassError(f"Prune requires Input, Dense, Conv, MaxPool and AddAct nodes; "
                                 f"node {node.name!r} is {node.op.kind}: run Canonicalize first "
                                 "(and Prune before Quantize)")

@@ -17,7 +17,7 @@ from edgehls.passes.calibrate import Method
 log = logging.getLogger(__name__)
 
 RANDOM_SAMPLES = 64
-ACTS = ("none", "relu", "clip")
+ACTS = ("none", "relu", "clip", "leaky")
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,12 @@ class Quantize:
     ``fnmatch`` of the node name wins: a layer's wbits are its weights', its abits its output's
     (the graph input and unmatched layers take ``wbits``/``abits``); a MaxPool keeps its
     input's format. Accumulators are sized from each layer's own weight and input widths.
+
+    A fused LeakyRelu adds 'mult_n', 'shift_n'
+    (``numerics.leaky_params``); a Concat becomes a QConcat ('mult', 'shift' per channel from
+    its input's scale; unsigned when every input is); a TableAct is fused into the layer
+    before it ('lut', 'lut_frac': ``numerics.build_table``; sigmoid/hardsigmoid outputs
+    unsigned) and leaves the graph. Each fused activation adds a note with its error.
     """
 
     wbits: int = 8
@@ -68,7 +74,8 @@ class Quantize:
                               "layers keep their own bit widths")
         self._check_precision(g)
         for node in g.nodes():
-            if not isinstance(node.op, ir.Input | ir.Dense | ir.Conv | ir.MaxPool | ir.AddAct):
+            if not isinstance(node.op, ir.Input | ir.Dense | ir.Conv | ir.MaxPool | ir.AddAct
+                              | ir.Concat | ir.TableAct):
                 raise PassError(f"Quantize requires Input, Dense, Conv, MaxPool and AddAct "
                                 f"nodes; node {node.name!r} is {node.op.kind}: run Canonicalize "
                                 "first")
@@ -88,6 +95,11 @@ class Quantize:
                 self._lower(g, out, node, formats)
             elif isinstance(node.op, ir.AddAct):
                 self._lower_add(g, out, node, formats)
+            elif isinstance(node.op, ir.Concat):
+                self._lower_concat(g, out, node, formats)
+        for node in g.nodes():
+            if isinstance(node.op, ir.TableAct):
+                _fuse_table(out, node, formats)
             elif isinstance(node.op, ir.MaxPool):
                 op = node.op
                 out.replace_node(ir.Node(node.name, ir.QMaxPool(
@@ -138,7 +150,12 @@ class Quantize:
                     formats[t] = formats[node.inputs[0]]
                     continue
                 bits = self.abits if isinstance(node.op, ir.Input) else self.bits(node.name)[1]
-                signed = not unsigned_output(node.op)
+                if isinstance(node.op, ir.TableAct) and node.op.fn != "hardswish":
+                    signed = False
+                elif isinstance(node.op, ir.Concat):  # unsigned when every input is
+                    signed = any(formats[i].signed for i in node.inputs)
+                else:
+                    signed = not unsigned_output(node.op)
                 fmt = ir.QFormat(bits, signed, 0)
                 frac, real = calibrate.choose_scale(acts[t], self.method, self.scale, fmt.lo,
                                                     fmt.hi)
@@ -218,13 +235,26 @@ class Quantize:
             lo = max(lo, 0) if node.op.relu else lo
             qop = ir.QDense(relu=node.op.relu, wbits=wbits, acc_bits=acc, lo=lo, hi=hi)
         consts = []
-        for role, value in (("weight", wq), ("bias", bq), ("mult", mult), ("shift", shift)):
+        for role, value in (("weight", wq), ("bias", bq), ("mult", mult), ("shift", shift),
+                            *_leaky_consts(g, out, node, mult, shift)):
             suffix = "_q" if role in ("weight", "bias") else ""
             consts.append((role, out.add_const(f"{node.name}.{role}{suffix}", value)))
         out.replace_node(ir.Node(node.name, qop, node.inputs, node.outputs, tuple(consts)))
         for _, c in node.consts:  # drop the float constants nothing reads any more
             if not any(c == name for other in out.nodes() for _, name in other.consts):
                 out.consts.pop(c, None)
+
+    def _lower_concat(self, g: ir.Graph, out: ir.Graph, node: ir.Node,
+                      formats: dict[str, ir.QFormat]) -> None:
+        """Concat -> QConcat: each channel requantized from its input's scale to the output's
+        (identity weights in hardware, so the accumulator is the input value itself)."""
+        mult, shift = _concat_params(g, node, formats)
+        fout = formats[node.outputs[0]]
+        bits = max(formats[t].bits for t in node.inputs)
+        qop = ir.QConcat(acc_bits=numerics.acc_bits(2, bits, 1), lo=fout.lo, hi=fout.hi)
+        consts = tuple((role, out.add_const(f"{node.name}.{role}", np.asarray(v, np.int64)))
+                       for role, v in (("mult", mult), ("shift", shift)))
+        out.replace_node(ir.Node(node.name, qop, node.inputs, node.outputs, consts))
 
     def _lower_add(self, g: ir.Graph, out: ir.Graph, node: ir.Node,
                    formats: dict[str, ir.QFormat]) -> None:
@@ -249,7 +279,8 @@ class Quantize:
                       lo=max(fout.lo, 0) if node.op.act == "relu" else fout.lo, hi=fout.hi)
         consts = tuple((role, out.add_const(f"{node.name}.{role}", np.asarray(v, np.int64)))
                        for role, v in (("wa", [wa]), ("wb", [wb]), ("mult", mult),
-                                       ("shift", shift)))
+                                       ("shift", shift),
+                                       *_leaky_consts(g, out, node, mult, shift)))
         out.replace_node(ir.Node(node.name, qop, node.inputs, node.outputs, consts))
 
 
@@ -313,6 +344,81 @@ def imported_weights(g: ir.Graph, node: ir.Node, mat: np.ndarray
     return wq.astype(np.int64), fw, sw, wbits
 
 
+def _fuse_table(out: ir.Graph, node: ir.Node, formats: dict[str, ir.QFormat]) -> None:
+    """Fuse a table activation into the quantized layer producing its input (Canonicalize made
+    it one with no activation that the table alone reads): that layer gets const 'lut'
+    (``numerics.build_table`` from its requantized code's format to the table's output format)
+    and 'lut_frac' [1] (the code's frac) and writes the table's output tensor; a note states
+    the table's error bound."""
+    src, dst = node.inputs[0], node.outputs[0]
+    layer = out.producer(src)
+    if layer is None or not isinstance(layer.op, ir.QDense | ir.QConv | ir.QAdd) \
+            or out.consumers(src) != [node.name] or src in out.outputs:
+        raise PassError(f"node {node.name!r} ({node.op.kind}): its input {src!r} is not a layer "
+                        "output it alone reads: run Canonicalize first")
+    fin, fout = formats[src], formats[dst]
+    op = node.op
+    if fin.lo < -(1 << (fin.bits - 1)) or fin.hi >= 1 << (fin.bits - 1):
+        raise PassError(f"node {node.name!r} ({node.op.kind}): its input's zero point moves its "
+                        f"codes ({fin.lo}..{fin.hi}) out of the table's signed {fin.bits}-bit "
+                        "index range; quantize that tensor symmetrically")
+    table = numerics.build_table(op.fn, fin.bits, fin.frac, fout.frac, fout.lo, fout.hi,
+                                 op.alpha, op.beta, fin.scale, fout.scale)
+    err = numerics.table_error(op.fn, table, fin.frac, fout.frac, layer.op.lo, layer.op.hi,
+                               op.alpha, op.beta, fin.scale, fout.scale)
+    shape, before = out.tensor(src).shape, out.tensor(dst).shape
+    out.remove_node(node.name)
+    out.tensors.pop(src, None)
+    if shape != before:  # e.g. a Gemm made a Conv: the layer's own shape, same data
+        out.set_tensor(dst, shape=shape)
+        if dst in out.outputs:
+            out.notes.append(f"output {dst!r}: the output stream {list(shape)} is the row-major "
+                             f"data of ONNX shape {list(before)}")
+    key = out.add_const(f"{layer.name}.lut", table)
+    frac = out.add_const(f"{layer.name}.lut_frac", np.array([fin.frac], np.int64))
+    out.replace_node(ir.Node(layer.name, layer.op, layer.inputs, (dst,),
+                             layer.consts + (("lut", key), ("lut_frac", frac))))
+    out.notes.append(f"layer {layer.name!r}: {op.fn} by a {table.size}-entry table: max |error| "
+                     f"{err / fout.scale:.2f} output LSB ({err:.3g}) against the float "
+                     f"function at each code the layer outputs")
+
+
+def _concat_params(g: ir.Graph, node: ir.Node, formats: dict[str, ir.QFormat]
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Per output channel of a Concat, (mult, shift) from its input's scale to the output's."""
+    fracs = np.concatenate([np.full(g.tensor(t).shape[1], formats[t].frac, np.int64)
+                            for t in node.inputs])
+    fout = formats[node.outputs[0]]
+    try:
+        if g.imported is not None or any(formats[t].real is not None
+                                         for t in (*node.inputs, *node.outputs)):
+            scales = np.concatenate([np.full(g.tensor(t).shape[1], formats[t].scale)
+                                     for t in node.inputs])
+            return numerics.requant_real(scales / fout.scale)
+        return numerics.requant_params(fracs, fout.frac)
+    except OptionError as e:
+        raise OptionError(f"node {node.name!r} (Concat): {e}") from e
+
+
+def _leaky_consts(g: ir.Graph, out: ir.Graph, node: ir.Node, mult: np.ndarray,
+                  shift: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """A fused LeakyRelu's ('mult_n', 'shift_n') from its slopes 'alpha' (``numerics.
+    leaky_params``), with a note giving the slope's quantization error; [] without one."""
+    if node.const_name("alpha") is None:
+        return []
+    alpha = g.const(node, "alpha")
+    try:
+        mult_n, shift_n = numerics.leaky_params(alpha, mult, shift)
+    except OptionError as e:
+        raise OptionError(f"node {node.name!r} ({node.op.kind}): {e}") from e
+    err = numerics.leaky_error(alpha, mult, shift, mult_n, shift_n)
+    slopes = np.unique(np.asarray(alpha, np.float64))
+    what = f"alpha {slopes[0]:g}" if slopes.size == 1 else f"{slopes.size} slopes"
+    out.notes.append(f"layer {node.name!r}: LeakyRelu {what} in the requantizer as mult_n * "
+                     f"2^-shift_n, slope relative error <= {err:.2e}")
+    return [("mult_n", mult_n), ("shift_n", shift_n)]
+
+
 def unsigned_output(op: ir.Op) -> bool:
     """Whether a layer's output is never negative: ReLU, or a Clip with lower bound >= 0."""
     if isinstance(op, ir.Dense):
@@ -349,7 +455,7 @@ def check_add(g: ir.Graph, node: ir.Node) -> None:
     are axis 1) and act "none" or "relu"; PassError naming the node."""
     shapes = [g.tensor(t).shape for t in (*node.inputs, *node.outputs)]
     if len(node.inputs) != 2 or len(node.outputs) != 1 or len(set(shapes)) != 1 \
-            or len(shapes[0]) < 2 or node.op.act not in ("none", "relu"):
+            or len(shapes[0]) < 2 or node.op.act not in ("none", "relu", "leaky"):
         raise PassError(f"node {node.name!r} (AddAct): inputs {node.inputs} -> outputs "
                         f"{node.outputs} with shapes {[list(s) for s in shapes]}, act "
                         f"{node.op.act!r}: needs two inputs and one output of one shape of rank "

@@ -23,9 +23,12 @@ def check_bits(bits: int, where: str = "--share-bits") -> int:
     return int(bits)
 
 
-def codebook(w: np.ndarray, bits: int, wbits: int, seed: int = 0) -> tuple[np.ndarray, bool]:
+def codebook(w: np.ndarray, bits: int, wbits: int, seed: int = 0, zero: bool = False
+             ) -> tuple[np.ndarray, bool]:
     """The 2**bits shared values of integer weights ``w`` and whether they are lossless.
 
+    ``zero``: 0 must be an entry even if w has no zeros (a grouped or depthwise layer, whose
+    block-diagonal tiles hold zeros off its groups).
     Lossless when w has at most 2**bits distinct values (zero included): those values.
     Otherwise k-means (scikit-learn, linear initialisation between min and max, one run, seeded)
     of the non-zero weights into 2**bits - 1 clusters if w has zeros (zero is then the extra,
@@ -34,10 +37,10 @@ def codebook(w: np.ndarray, bits: int, wbits: int, seed: int = 0) -> tuple[np.nd
     Sorted ascending, duplicates removed, padded to 2**bits by repeating the last value.
     """
     k = 1 << bits
-    values = np.unique(w)
+    values = np.unique(np.concatenate([np.ravel(w), [0] if zero else []]).astype(np.int64))
     lossless = values.size <= k
     if not lossless:
-        has_zero = bool((w == 0).any())
+        has_zero = bool((w == 0).any()) or zero
         nz = w[w != 0].astype(np.float64).reshape(-1, 1)
         n = k - int(has_zero)
         centres = _kmeans(nz, np.linspace(nz.min(), nz.max(), n).reshape(-1, 1), seed)
@@ -79,7 +82,8 @@ class Share:
     ``share_bits = bits``, a const 'codebook' int64 [2**bits] named ``<node>.codebook``, and its
     'weight' holds only codebook values, each weight its nearest entry (a layer with at most
     2**bits distinct weights is unchanged: lossless). Zeros stay exactly zero, and 0 is an entry
-    iff the layer has zeros. Deterministic: the same graph and seed give the same codebooks.
+    iff the layer has zeros or is grouped (its block-diagonal tiles are mostly zeros).
+    Deterministic: the same graph and seed give the same codebooks.
     A note per layer says how it was shared.
     """
 
@@ -89,7 +93,8 @@ class Share:
     def __call__(self, g: ir.Graph) -> ir.Graph:
         check_bits(self.bits)
         for node in g.nodes():
-            if not isinstance(node.op, ir.Input | ir.QDense | ir.QConv | ir.QMaxPool | ir.QAdd):
+            if not isinstance(node.op, ir.Input | ir.QDense | ir.QConv | ir.QMaxPool | ir.QAdd
+                              | ir.QConcat):
                 raise PassError(f"Share requires Input, QDense, QConv, QMaxPool and QAdd nodes; "
                                 f"node {node.name!r} is {node.op.kind}: run Quantize first")
         out = g.copy()
@@ -100,7 +105,8 @@ class Share:
 
     def _share(self, g: ir.Graph, out: ir.Graph, node: ir.Node) -> None:
         w = g.const(node, "weight")
-        book, lossless = codebook(w, self.bits, node.op.wbits, self.seed)
+        grouped = isinstance(node.op, ir.QConv) and node.op.group > 1
+        book, lossless = codebook(w, self.bits, node.op.wbits, self.seed, zero=grouped)
         out.add_const(node.const_name("weight"), assign(w, book))
         consts = tuple(c for c in node.consts if c[0] != "codebook")
         consts += (("codebook", out.add_const(f"{node.name}.codebook", book)),)

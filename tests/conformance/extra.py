@@ -91,6 +91,40 @@ CASES: list[tuple[str, str, dict, tuple[int, ...], int, list, bool]] = [
     ("matmul_3d_activation", "MatMul", {}, (2, 3, 4), 13, [_w(4, 5)], False),
     ("add_per_channel", "Add", {}, (1, 3, 2, 2), 14, [_w(3, 1, 1)], False),
     ("dropout_opset7", "Dropout", {"ratio": 0.3}, (2, 3), 7, [], False),
+    # LeakyRelu / PRelu as edgehls computes them: on [N, C, H, W] and [N, C], the slope per
+    # channel (constants written out, so the shared generator's sequence is unchanged)
+    ("leakyrelu_4d", "LeakyRelu", {"alpha": 0.2}, (1, 3, 4, 4), 16, [], False),
+    ("leakyrelu_2d_default_alpha", "LeakyRelu", {}, (2, 5), 16, [], False),
+    ("leakyrelu_1d", "LeakyRelu", {"alpha": 0.3}, (1, 2, 1, 6), 6, [], False),
+    ("prelu_per_channel", "PRelu", {}, (1, 3, 4, 4), 16,
+     [np.array([0.1, 0.6, 1.5], np.float32).reshape(3, 1, 1)], False),
+    ("prelu_scalar_2d", "PRelu", {}, (2, 5), 16, [np.float32(0.3)], False),
+    ("prelu_per_column_2d", "PRelu", {}, (2, 5), 16,
+     [np.array([0.0, 0.25, 0.5, 0.75, 1.0], np.float32)], False),
+    ("prelu_negative_slope", "PRelu", {}, (1, 2, 3, 3), 16,
+     [np.array([-0.5, 0.5], np.float32).reshape(2, 1, 1)], False),
+    # MaxPool ceil_mode: the last window runs past the input (its padding never wins the max)
+    ("maxpool_ceil_strided", "MaxPool", {"kernel_shape": [3, 2], "strides": [2, 2],
+                                         "ceil_mode": 1}, (1, 2, 6, 5), 12, [], False),
+    ("maxpool_ceil_pads_dilated", "MaxPool", {"kernel_shape": [2, 2], "strides": [3, 2],
+                                              "pads": [1, 0, 0, 0], "dilations": [2, 1],
+                                              "ceil_mode": 1}, (1, 1, 7, 6), 12, [], False),
+    ("maxpool_ceil_window_in_padding", "MaxPool", {"kernel_shape": [2, 2], "strides": [3, 2],
+                                                   "pads": [1, 0, 1, 1], "dilations": [2, 1],
+                                                   "ceil_mode": 1}, (1, 1, 7, 6), 12, [],
+     False),
+    ("maxpool_ceil_1d", "MaxPool", {"kernel_shape": [3], "strides": [2], "ceil_mode": 1},
+     (1, 2, 8), 12, [], False),
+    ("averagepool_ceil_rejected", "AveragePool", {"kernel_shape": [2, 2], "strides": [2, 2],
+                                                  "ceil_mode": 1}, (1, 1, 5, 5), 19, [], False),
+    # Sigmoid, HardSigmoid, HardSwish (lookup tables) on [N, C, H, W] and [N, C]
+    ("sigmoid_4d", "Sigmoid", {}, (1, 3, 4, 4), 13, [], False),
+    ("sigmoid_2d", "Sigmoid", {}, (2, 5), 13, [], False),
+    ("hardsigmoid_4d_attrs", "HardSigmoid", {"alpha": 0.3, "beta": 0.4}, (1, 2, 3, 3), 6, [],
+     False),
+    ("hardsigmoid_2d", "HardSigmoid", {}, (3, 4), 6, [], False),
+    ("hardswish_4d", "HardSwish", {}, (1, 3, 4, 4), 14, [], False),
+    ("hardswish_2d", "HardSwish", {}, (2, 6), 14, [], False),
 ]
 
 
@@ -122,5 +156,40 @@ def _build(name: str, op: str, attrs: dict, shape: tuple[int, ...], opset: int, 
                     (numpy_helper.from_array(y).SerializeToString(),))
 
 
+# Concat joins activations only (a constant input is rejected, and the wheel's tests bind every
+# input but the first as a constant): these feed it the graph input and ops of it. name, input
+# shape, axis, and the Concat's inputs as (op, attributes) applied to x (None: x itself).
+CONCAT_CASES: list[tuple[str, tuple[int, ...], int, list]] = [
+    ("concat_self_4d", (1, 3, 4, 4), 1, [None, None]),
+    ("concat_three_4d_negative_axis", (1, 2, 3, 3), -3,
+     [None, ("MaxPool", {"kernel_shape": [2, 2], "pads": [1, 1, 0, 0]}),
+      ("LeakyRelu", {"alpha": 0.3})]),
+    ("concat_2d_axis1", (2, 5), 1, [("LeakyRelu", {"alpha": 0.0}), None]),
+    ("concat_1d", (1, 2, 5), 1, [None, ("MaxPool", {"kernel_shape": [2], "pads": [1, 0]})]),
+]
+
+
+def _build_concat(name: str, shape: tuple[int, ...], axis: int, parts: list) -> NodeTest:
+    nodes, ins = [], []
+    for i, part in enumerate(parts):
+        if part is None:
+            ins.append("x")
+            continue
+        op, attrs = part
+        nodes.append(oh.make_node(op, ["x"], [f"p{i}"], **attrs))
+        ins.append(f"p{i}")
+    nodes.append(oh.make_node("Concat", ins, ["y"], axis=axis))
+    graph = oh.make_graph(nodes, name, [oh.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+                          [oh.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    model = oh.make_model(graph, opset_imports=[oh.make_opsetid("", 13)])
+    model.ir_version = 7
+    model = onnx.shape_inference.infer_shapes(model)
+    x = np.random.default_rng(len(name)).standard_normal(shape).astype(np.float32)
+    y = _reference(model, x)
+    return NodeTest(name, "Concat", model.SerializeToString(),
+                    (numpy_helper.from_array(x).SerializeToString(),),
+                    (numpy_helper.from_array(y).SerializeToString(),))
+
+
 def extra_tests() -> list[NodeTest]:
-    return [_build(*case) for case in CASES]
+    return [_build(*case) for case in CASES] + [_build_concat(*c) for c in CONCAT_CASES]

@@ -27,7 +27,7 @@ import numpy as np
 import onnx
 
 from conformance.wheel import NodeTest, tensor
-from edgehls import frontend, golden, ir
+from edgehls import frontend, golden, ir, numerics
 from edgehls.errors import EdgeHLSError
 from edgehls.passes.canonicalize import Canonicalize
 from edgehls.passes.quantize import Quantize
@@ -171,7 +171,12 @@ def quant_bound(canon: ir.Graph, q: ir.Graph, x: np.ndarray) -> float:
       LSB_out / 2 (the activation and saturation are 1-Lipschitz and the float value is inside
       the range); E_y is the largest over channels n;
     - MaxPool: E_y = E_x (a max of values each within E_x);
-    - AddAct: the inputs are aligned exactly, E_y = E_a + E_b + LSB_out / 2.
+    - AddAct: the inputs are aligned exactly, E_y = E_a + E_b + LSB_out / 2;
+    - Concat: each channel is its input's value requantized, E_y = max E_input + LSB_out / 2;
+    - a table activation (Sigmoid, HardSigmoid, HardSwish) after a layer: its Lipschitz constant
+      times the layer's error at the code's scale, plus the table's own error;
+    - a fused LeakyRelu multiplies a layer's error by max(1, alpha) and adds its realised
+      slope's error (``numerics.leaky_error`` x max |output|).
     For a depth-d graph this is d output LSBs plus the propagated input and weight rounding,
     which a dot product of length K amplifies by its weights' L1 norm.
     """
@@ -184,10 +189,15 @@ def quant_bound(canon: ir.Graph, q: ir.Graph, x: np.ndarray) -> float:
             err[out] = lsb_out / 2
         elif isinstance(node.op, ir.QMaxPool):
             err[out] = err[node.inputs[0]]
+        elif isinstance(node.op, ir.QConcat):  # per channel, its input's error + rounding
+            err[out] = max(err[t] for t in node.inputs) + lsb_out / 2
         elif isinstance(node.op, ir.QAdd):
-            err[out] = err[node.inputs[0]] + err[node.inputs[1]] + lsb_out / 2
+            lip, slope = _leaky(canon, canon.node(node.name), q, node, vals)
+            err[out] = lip * (err[node.inputs[0]] + err[node.inputs[1]]) + slope + lsb_out / 2
         else:
             err[out] = _layer_bound(canon.node(node.name), canon, q, node, vals, err)
+        if node.const_name("lut") is not None:
+            err[out] = _table_bound(canon, q, node, err[out])
     return err[q.outputs[0]]
 
 
@@ -200,8 +210,35 @@ def _layer_bound(f: ir.Node, canon: ir.Graph, q: ir.Graph, node: ir.Node,
     src = node.inputs[0]
     e_x, x_max = err[src], float(np.abs(vals[src]).max(initial=0.0))
     frac_in, frac_out = q.tensor(src).q.frac, q.tensor(node.outputs[0]).q.frac
+    if node.const_name("lut") is not None:  # the requantized code's scale, before the table
+        frac_out = int(q.const(node, "lut_frac")[0])
     mult, shift = q.const(node, "mult"), q.const(node, "shift")
     frac_acc = shift - np.log2(mult).astype(np.int64) + frac_out  # mult = 2**-s when s < 0
     lsb_w, lsb_acc = 2.0 ** -(frac_acc - frac_in).astype(np.float64), 2.0 ** -frac_acc
     per = mat.sum(axis=0) * e_x + k * lsb_w / 2 * (e_x + x_max) + lsb_acc / 2
-    return float(per.max()) + 2.0 ** -frac_out
+    lip, slope = _leaky(canon, f, q, node, vals)
+    return float((lip * per).max()) + slope + 2.0 ** -frac_out
+
+
+def _table_bound(canon: ir.Graph, q: ir.Graph, node: ir.Node, e_z: float) -> float:
+    """A table activation after a layer whose code is within e_z: Lipschitz x e_z + the
+    table's own error (``numerics.table_error`` over the codes the layer outputs)."""
+    act = next(n for n in canon.nodes() if isinstance(n.op, ir.TableAct)
+               and canon.producer(n.inputs[0]).name == node.name).op
+    out = q.tensor(node.outputs[0]).q
+    table = numerics.table_error(act.fn, q.const(node, "lut"), int(q.const(node, "lut_frac")[0]),
+                                 out.frac, node.op.lo, node.op.hi, act.alpha, act.beta)
+    return numerics.table_lipschitz(act.fn, act.alpha) * e_z + table
+
+
+def _leaky(canon: ir.Graph, f: ir.Node, q: ir.Graph, node: ir.Node,
+           vals: dict[str, np.ndarray]) -> tuple[np.ndarray | float, float]:
+    """A fused LeakyRelu's Lipschitz constant per channel, max(1, alpha), and the error of its
+    realised slope: relative error (``numerics.leaky_error``) x max |output|; (1, 0) without
+    one."""
+    if f.const_name("alpha") is None:
+        return 1.0, 0.0
+    alpha = canon.const(f, "alpha").astype(np.float64)
+    rel = numerics.leaky_error(alpha, *(q.const(node, r) for r in ("mult", "shift", "mult_n",
+                                                                    "shift_n")))
+    return np.maximum(1.0, alpha), rel * float(np.abs(vals[node.outputs[0]]).max(initial=0.0))

@@ -1,5 +1,6 @@
-"""cocotb bench for edgehls_postproc: random vectors against edgehls.numerics.requantize, with the
-result checked exactly LAT = 6 cycles after its inputs, back to back and with gaps."""
+"""cocotb bench for edgehls_postproc: random vectors against edgehls.numerics.requantize (with
+its negative-side pair, a LeakyRelu's), the result checked exactly LAT = 6 cycles after its
+inputs, back to back and with gaps."""
 
 from __future__ import annotations
 
@@ -68,22 +69,28 @@ class TB:
                              tuple(sorted(rng.randint(-out_max - 1, out_max) for _ in range(2))),
                              (rng.randint(-out_max - 1, out_max), rng.randint(-out_max - 1,
                                                                               out_max))])
+        # the negative-side pair (LeakyRelu): the same as (mult, shift) or a slope's
+        mult_n, shift_n = rng.choice([(mult, shift), (0, 0), (rng.randint(0, (1 << self.MB) - 1),
+                                                              rng.randint(0, max_shift)),
+                                      (rng.randint(1 << (self.MB - 1), (1 << self.MB) - 1),
+                                       min(max_shift, shift + rng.randint(0, 16)))])
         return {"in_acc": acc, "bias": s - acc, "mult": mult, "shift": shift, "lo": lo, "hi": hi,
-                "in_tag": rng.getrandbits(self.TW)}
+                "mult_n": mult_n, "shift_n": shift_n, "in_tag": rng.getrandbits(self.TW)}
 
     def drive(self, vec: dict[str, int] | None) -> None:
         """Present one vector (valid) or garbage (not valid) for the coming cycle."""
         d, rng = self.dut, self.rng
         d.in_valid.value = int(vec is not None)
         widths = {"in_acc": self.ACC_W, "bias": self.ACC_W, "mult": self.MB, "shift": self.SB,
-                  "lo": self.OUT_W, "hi": self.OUT_W, "in_tag": self.TW}
+                  "mult_n": self.MB, "shift_n": self.SB, "lo": self.OUT_W, "hi": self.OUT_W,
+                  "in_tag": self.TW}
         for name, bits in widths.items():
             v = rng.getrandbits(bits) if vec is None else vec[name] & ((1 << bits) - 1)
             getattr(d, name).value = v
 
     def model(self, vec: dict[str, int]) -> int:
         return int(requantize(vec["in_acc"] + vec["bias"], vec["mult"], vec["shift"], vec["lo"],
-                              vec["hi"]))
+                              vec["hi"], neg=(vec["mult_n"], vec["shift_n"])))
 
 
 @cocotb.test()

@@ -24,7 +24,8 @@ def test_conv_layers_are_shared(bits: int) -> None:
     for node in s:
         if isinstance(node.op, ir.QConv | ir.QDense):
             w, v = q.const(q.node(node.name), "weight"), s.const(node, "weight")
-            book, _ = codebook(w, bits, 8)
+            grouped = isinstance(node.op, ir.QConv) and node.op.group > 1
+            book, _ = codebook(w, bits, 8, zero=grouped)
             assert node.op.share_bits == bits and v.shape == w.shape
             np.testing.assert_array_equal(s.const(node, "codebook"), book)
             np.testing.assert_array_equal(v, assign(w, book))  # exactly as a QDense
@@ -43,3 +44,13 @@ def test_deterministic() -> None:
     a, b = Share(3, seed=1)(q), Share(3, seed=1)(q)
     for name in a.consts:
         np.testing.assert_array_equal(a.consts[name], b.consts[name])
+
+
+def test_grouped_layers_keep_zero_in_their_codebook() -> None:
+    """A depthwise layer's tiles are block-diagonal: its codebook needs 0 even if its own
+    weights have none (the ROM stores the off-diagonal zeros as indices)."""
+    w = np.arange(1, 37).reshape(4, 1, 3, 3)
+    book, lossless = codebook(w, 2, 8, zero=True)
+    assert 0 in book and not lossless
+    book, lossless = codebook(np.array([1, 2, 3]), 2, 8, zero=True)
+    assert list(book) == [0, 1, 2, 3] and lossless
