@@ -43,6 +43,8 @@ class HwParams:
     BITMAP: int = 0  # bit l: layer l's rows are bitmaps
     EMPTY: int = 0  # bit l: layer l's bitmap rows start with a non-empty flag (bitmap-z)
     ZERO: int = 0  # layer l's zero element at bits [l*w +: w], w = SHARE or WW
+    # layer l's element width in the stream at bits [l*8 +: 8]; 0: every layer at SHARE or WW
+    WL: int = 0
     MB: int = numerics.MULT_BITS
     SB: int = numerics.SHIFT_BITS
 
@@ -157,19 +159,50 @@ def hw_params(g: ir.Graph, s: Schedule, encoding: str = "raw") -> HwParams:
     return replace(p, EW=ep.width, EDEPTH=len(ep.words),
                    BITMAP=sum(1 << i for i, f in enumerate(ep.formats) if f != "raw"),
                    EMPTY=sum(1 << i for i, f in enumerate(ep.formats) if f == "bitmap-z"),
-                   ZERO=pack([(z, w) for z in ep.zeros]))
+                   ZERO=pack([(z, w) for z in ep.zeros]),
+                   WL=pack([(x, 8) for x in ep.widths]) if set(ep.widths) != {w} else 0)
 
 
 def stream_plan(g: ir.Graph, s: Schedule, p: HwParams) -> encode.Plan:
-    """The weight stream with the per-layer formats ``p`` was built with."""
+    """The weight stream with the per-layer formats and widths ``p`` was built with."""
     formats = [("bitmap-z" if p.EMPTY >> i & 1 else "bitmap") if p.BITMAP >> i & 1 else "raw"
                for i in range(p.NL)]
-    return encode.build(formats, weight_blocks(g, s, p), zero_elements(g, p), p.SHARE or p.WW)
+    return encode.build(formats, weight_blocks(g, s, p), zero_elements(g, p), p.SHARE or p.WW,
+                        stream_widths(p))
+
+
+def stream_widths(p: HwParams) -> list[int]:
+    """Per layer, its element width in the encoded stream (p.WL; all SHARE or WW if 0)."""
+    if not p.WL:
+        return [p.SHARE or p.WW] * p.NL
+    return [p.WL >> (8 * i) & 0xFF for i in range(p.NL)]
 
 
 def encoding_plan(g: ir.Graph, s: Schedule, p: HwParams, encoding: str) -> encode.Plan:
-    """The weight stream under --encode ``encoding`` (edgehls.encode)."""
-    return encode.plan(encoding, weight_blocks(g, s, p), zero_elements(g, p), p.SHARE or p.WW)
+    """The weight stream under --encode ``encoding`` (edgehls.encode), each layer's elements at
+    its own width (element_widths)."""
+    return encode.plan(encoding, weight_blocks(g, s, p), zero_elements(g, p), p.SHARE or p.WW,
+                       element_widths(g, p))
+
+
+def element_widths(g: ir.Graph, p: HwParams) -> list[int]:
+    """Per layer, the bits its ROM elements need: the --share-bits index width for every layer;
+    else a layer's own wbits, and the array's WW for a max pool's identity tiles and a residual
+    Add's alignment weights (no weights of their own: a uniform design keeps one width)."""
+    if p.SHARE:
+        return [p.SHARE] * p.NL
+    out = []
+    for node in dense_layers(g):
+        if isinstance(node.op, ir.QMaxPool | ir.QAdd):
+            out.append(p.WW)
+            continue
+        wb = min(node.op.wbits, p.WW)
+        w = np.asarray(g.const(node, "weight"), dtype=np.int64)
+        if w.size and not (-(1 << (wb - 1)) <= w.min() and w.max() < (1 << (wb - 1))):
+            raise PassError(f"layer {node.name!r} ({node.op.kind}): a weight does not fit its "
+                            f"{wb} bits")
+        out.append(wb)
+    return out
 
 
 def pack(fields: list[tuple[int, int]]) -> int:
