@@ -23,7 +23,9 @@
 // needs two refill cycles after `restart` before the first load; edgehls_core's first weight
 // load is at least four cycles after `start` (input streaming, then `go`), and the top drives
 // `restart` with an accepted `start`. So loads keep the timing of a plain ROM and the cycle
-// model (edgehls.tiler.cycle_model) is unchanged.
+// model (edgehls.tiler.cycle_model) is unchanged. A w_l-bit element is read through a W-bit
+// window whose bits above w_l may lie past the row (the next row, or the zeros above `fill`):
+// the sign extension drops them, so only the row's own bits, all in the buffer, reach `row`.
 //
 // Parameters:
 //   C       elements per row (the array's columns)
