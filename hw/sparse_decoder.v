@@ -79,33 +79,60 @@ module edgehls_sparse_decoder #(
     wire           is_bitmap = BITMAP[layer];
     wire           has_flag = is_bitmap && EMPTY[layer];
     wire           empty = has_flag && !sbuf[0];
-    // a raw row is a bitmap row whose mask (all set) is not stored
-    wire [C-1:0]   mask = !is_bitmap ? {C{1'b1}} : empty ? {C{1'b0}}
-                        : has_flag ? sbuf[1 +: C] : sbuf[0 +: C];
-    wire [C*W-1:0] payload = !is_bitmap ? sbuf[0 +: C*W]
-                           : has_flag ? sbuf[C + 1 +: C*W] : sbuf[C +: C*W];
-    wire [7:0]     wl_field = WL[layer*8 +: 8];
-    wire [31:0]    wl32 = (wl_field == 8'd0) ? W32 : {24'd0, wl_field};
-    /* verilator lint_off UNUSEDSIGNAL */  // its low FW bits make the length
-    reg  [31:0]    pos;  // the payload bits of the columns before j
-    /* verilator lint_on UNUSEDSIGNAL */
     reg  [FW-1:0]  len;
-    reg  [W-1:0]   field;
-    integer j, b;
-    always @* begin
-        pos = 32'd0;
-        for (j = 0; j < C; j = j + 1) begin
-            field = payload[pos +: W];
-            // sign-extend the w_l-bit element to W bits (identity when w_l = W)
-            for (b = 1; b < W; b = b + 1)
-                if (b >= wl32) field[b] = field[b - 1];
-            row[j*W +: W] = mask[j] ? field : ZERO[layer*W +: W];
-            if (mask[j]) pos = pos + wl32;
+    integer j;
+    generate
+        if (WL == 0) begin : g_uniform
+            // every layer at W: element k of a bitmap row at payload[k*W +: W] (C+1 places)
+            localparam integer NW = $clog2(C + 1);
+            localparam [31:0] RAW32 = C * W;
+            wire [C-1:0]   mask = empty ? {C{1'b0}} : has_flag ? sbuf[1 +: C] : sbuf[0 +: C];
+            wire [C*W-1:0] payload = has_flag ? sbuf[C + 1 +: C*W] : sbuf[C +: C*W];
+            reg  [NW-1:0]  nnz;
+            always @* begin
+                nnz = {NW{1'b0}};
+                for (j = 0; j < C; j = j + 1) begin
+                    if (!is_bitmap) row[j*W +: W] = sbuf[j*W +: W];
+                    else if (mask[j]) row[j*W +: W] = payload[nnz*W +: W];
+                    else row[j*W +: W] = ZERO[layer*W +: W];
+                    nnz = nnz + {{(NW - 1){1'b0}}, mask[j]};
+                end
+                if (!is_bitmap) len = RAW32[FW-1:0];
+                else if (empty) len = {{(FW - 1){1'b0}}, 1'b1};
+                else len = C32[FW-1:0] + {{(FW - 1){1'b0}}, has_flag}
+                           + {{(FW - NW){1'b0}}, nnz} * W32[FW-1:0];
+            end
+        end else begin : g_mixed
+            // layer l at w_l bits: element k of a row at payload[pos +: W], pos the w_l-bit
+            // elements before it (a raw row is a bitmap row whose all-set mask is not stored)
+            wire [C-1:0]   mask = !is_bitmap ? {C{1'b1}} : empty ? {C{1'b0}}
+                                : has_flag ? sbuf[1 +: C] : sbuf[0 +: C];
+            wire [C*W-1:0] payload = !is_bitmap ? sbuf[0 +: C*W]
+                                   : has_flag ? sbuf[C + 1 +: C*W] : sbuf[C +: C*W];
+            wire [7:0]     wl_field = WL[layer*8 +: 8];
+            /* verilator lint_off UNUSEDSIGNAL */  // w_l <= W < 2**FW
+            wire [31:0]    wl32 = (wl_field == 8'd0) ? W32 : {24'd0, wl_field};
+            /* verilator lint_on UNUSEDSIGNAL */
+            wire [FW-1:0]  wl = wl32[FW-1:0];
+            reg  [FW-1:0]  pos;
+            reg  [W-1:0]   field;
+            integer b;
+            always @* begin
+                pos = {FW{1'b0}};
+                for (j = 0; j < C; j = j + 1) begin
+                    field = payload[{{(32 - FW){1'b0}}, pos} +: W];
+                    // sign-extend the w_l-bit element to W bits (identity when w_l = W)
+                    for (b = 1; b < W; b = b + 1)
+                        if (b >= wl32) field[b] = field[b - 1];
+                    row[j*W +: W] = mask[j] ? field : ZERO[layer*W +: W];
+                    if (mask[j]) pos = pos + wl;
+                end
+                if (empty) len = {{(FW - 1){1'b0}}, 1'b1};
+                else if (!is_bitmap) len = pos;
+                else len = C32[FW-1:0] + {{(FW - 1){1'b0}}, has_flag} + pos;
+            end
         end
-        if (empty) len = {{(FW - 1){1'b0}}, 1'b1};
-        else if (!is_bitmap) len = pos[FW-1:0];
-        else len = C32[FW-1:0] + {{(FW - 1){1'b0}}, has_flag} + pos[FW-1:0];
-    end
+    endgenerate
 
     wire [FW-1:0]  used = load ? len : {FW{1'b0}};
     wire [FW-1:0]  left = fill - used;
