@@ -36,8 +36,10 @@
 //   BITMAP  bit l set: layer l's rows are bitmaps, else raw
 //   EMPTY   bit l set: layer l's bitmap rows start with the non-empty flag
 //   ZERO    layer l's zero element at [l*W +: W] (0, or the index of 0 in its codebook)
-//   WL      layer l's stored element width w_l (1..W) at [l*8 +: 8]; a 0 field means W, so the
-//           default 0 is every layer at W (no sign extension)
+//   WL      layer l's stored element width w_l (1..W) at [l*8 +: 8]; a 0 field means W. With
+//           WL = 0 (every layer at W) an element lies at one of C+1 multiples of W, the cheap
+//           datapath; otherwise at any bit offset (a wider shifter: ECP5, C = 8, W = 8, EW = 73:
+//           6955 LUT4 against 4039)
 //   AW      ROM address width (derived)
 /* verilator lint_off DECLFILENAME */  // files are named after the block, modules edgehls_*
 module edgehls_sparse_decoder #(
