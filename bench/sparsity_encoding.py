@@ -9,7 +9,15 @@ indices with --share-bits, of every tile the tiler keeps) are costed as:
   non-zero a 4-bit count of zeros before it and its w-bit value (a run of more than 15 zeros
   spends an extra entry: a zero value with run 15);
 "best" is the cheapest format per layer; "auto" is what edgehls's --encode auto stores (per
-layer the cheapest of raw, bitmap and bitmap-z, plus the stream's final-word padding).
+layer the cheapest of raw, bitmap and bitmap-z, plus the stream's final-word padding). w is each
+layer's own element width (its wbits, or the --share-bits index width), as the stream stores it.
+
+Mixed precision: the digits CNN with its second convolution at w4a4 (the configuration of
+tests/test_quantize_rtl.py) and with first/last layers at 8 bits and the body at 4: weight ROM
+bits per layer in the plain ROM (--encode raw, every layer at the widest width), in the auto
+stream with every layer at the widest width (what edgehls stored before layers had their own
+widths), and in the auto stream at each layer's own width (now), measured from rom/ of the
+compiled designs.
 
 With --simulate, each model (pruned 75 %, the digits MLP also shared) is compiled with
 --encode raw and --encode auto and simulated in Icarus: cycles measured against predicted, and
@@ -53,21 +61,71 @@ def costs(model: Path, opts: pipeline.Options) -> tuple[list[str], dict[str, lis
     p = romgen.hw_params(g, s)
     zeros = romgen.zero_elements(g, p)
     w = p.SHARE or p.WW
+    widths = romgen.element_widths(g, p)
     names = [ly.name for ly in s.layers]
     out = {k: [0] * len(names) for k in ("raw", "bitmap", "bitmap-z", "rle")}
     blocks = romgen.weight_blocks(g, s, p)
     for layer, block, live in blocks:
-        z = zeros[layer]
+        z, wl = zeros[layer], widths[layer]
         for row in encode.with_zero_padding(block, live, z):
-            out["raw"][layer] += encode.row_bits(row, "raw", z, w)
-            out["bitmap"][layer] += encode.row_bits(row, "bitmap", z, w)
-            out["bitmap-z"][layer] += encode.row_bits(row, "bitmap-z", z, w)
-            out["rle"][layer] += rle_bits(row, z, w)
-    auto = encode.plan("auto", blocks, zeros, w)
+            out["raw"][layer] += encode.row_bits(row, "raw", z, wl)
+            out["bitmap"][layer] += encode.row_bits(row, "bitmap", z, wl)
+            out["bitmap-z"][layer] += encode.row_bits(row, "bitmap-z", z, wl)
+            out["rle"][layer] += rle_bits(row, z, wl)
+    auto = encode.plan("auto", blocks, zeros, w, widths)
     out["auto"] = list(auto.layer_bits)
     if auto.encoded:  # the final word's padding is stored too
         out["auto"][-1] += len(auto.words) * auto.width - sum(auto.layer_bits)
     return names, out
+
+
+def stream_bits(plan: encode.Plan) -> list[int]:
+    """Per layer stream bits, the final word's padding counted in the last layer's."""
+    bits = list(plan.layer_bits)
+    if plan.encoded:
+        bits[-1] += len(plan.words) * plan.width - sum(bits)
+    return bits
+
+
+def mixed_table(pe: tuple[int, int], work: Path, simulate_too: bool) -> None:
+    sys.path.insert(0, str(ROOT / "bench"))
+    from quant import mixed  # noqa: E402  (bench/quant.py: first/last w8, body at 4)
+
+    digits = ROOT / "examples" / "digits_cnn"
+    with np.load(digits / "data.npz") as d:
+        calib = d["x_calib"]
+    model = digits / "model.onnx"
+    configs = [("conv2 w4a4", {"layers": {"/conv2/Conv": {"wbits": 4, "abits": 4},
+                                          "/conv1/Conv": {"abits": 6}}}),
+               ("first/last w8, body w4a4", mixed(frontend.load(model), 4))]
+    print(f"\nMixed precision, digits CNN at --pe {pe[0]}x{pe[1]}: weight ROM bits per layer "
+          "(rom/weights.hex of compiled designs; 'before' = the auto stream with every layer "
+          "at the widest width)\n")
+    print("| config | layer | wbits | raw ROM | auto before | auto now | encoding now |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | --- |")
+    for label, prec in configs:
+        reps = {}
+        for enc in ("raw", "auto"):
+            out = work / f"digits_cnn-mixed-{label[:5].replace(' ', '')}-{enc}"
+            opts = pipeline.Options(pe=pe, calib=calib, precision=prec, samples=2, encode=enc)
+            reps[enc] = pipeline.compile_model(model, out, opts, force=True), out
+        g = pipeline.run_passes(frontend.load(model), pipeline.passes(opts))
+        s = tiler.schedule(g, *pe)
+        p = romgen.hw_params(g, s, "auto")
+        before = stream_bits(encode.plan("auto", romgen.weight_blocks(g, s, p),
+                                         romgen.zero_elements(g, p), p.SHARE or p.WW))
+        raw, auto = reps["raw"][0], reps["auto"][0]
+        for i, (lr, la) in enumerate(zip(raw["layers"], auto["layers"], strict=True)):
+            print(f"| {label} | {la['name']} | {la['wbits']} | {lr['weight_bits_stored']} | "
+                  f"{before[i]} | {la['weight_bits_stored']} | {la['encoding']} |")
+        print(f"| {label} | **total (rom/weights.hex)** | | "
+              f"{raw['total']['rom_bits']['weights.hex']} | {sum(before)} | "
+              f"{auto['total']['rom_bits']['weights.hex']} | |")
+        if simulate_too:
+            res = simulate.simulate(reps["auto"][1])
+            print(f"| {label} | Icarus (auto now): cycles {res['cycles']} / predicted "
+                  f"{res['predicted_cycles']}, bit-exact "
+                  f"{res['passed'] and res['mismatches'] == 0} | | | | | |")
 
 
 def main() -> None:
@@ -95,7 +153,8 @@ def main() -> None:
     cases += [("ds_cnn_small", dscnn, f"unstructured:{s}", None, (0,)) for s in sparsities]
     cases += [("resnet8_small", resnet, f"unstructured:{s}", None, (0,)) for s in sparsities]
     kinds = ("raw", "bitmap", "bitmap-z", "rle", "auto")
-    print(f"--pe {a.pe}; bits per layer (and total); 'best' = cheapest row format\n")
+    mixed_table(pe, work, a.simulate)
+    print(f"\n--pe {a.pe}; bits per layer (and total); 'best' = cheapest row format\n")
     print(f"| model | prune | share | layer | {' | '.join(kinds)} | best | auto/raw |")
     print("| --- | --- | ---: | --- |" + " ---: |" * (len(kinds) + 2))
     totals = []

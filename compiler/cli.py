@@ -129,7 +129,9 @@ def parser() -> argparse.ArgumentParser:
                    help="sparsity encoding of the weight ROM: auto (per layer the cheapest of "
                    "raw, bitmap and bitmap-z, default), or one format for every layer: raw, "
                    "bitmap (mask + non-zeros), bitmap-z (plus a 1-bit empty-row flag); decoded "
-                   "at one row per cycle, cycles unchanged")
+                   "at one row per cycle, cycles unchanged. Encoded, each layer's weights are "
+                   "stored at its own --precision width; raw is the plain ROM, every layer at "
+                   "the widest width")
     c.add_argument("--clock-mhz", type=float, default=100.0, metavar="F",
                    help="clock constraint written to vivado/ and quartus/ (default 100)")
     c.add_argument("--force", action="store_true", help="overwrite a non-empty output DIR")

@@ -86,7 +86,8 @@ def write(g: ir.Graph, s: Schedule, p: HwParams, out: Path, source: str,
         core_params=[(k, v) for k, v in params if k in CORE_PARAMS + ("NEG", "NLUT", "LIW")],
         in_tw=sp["IN_TW"], out_tw=sp["OUT_TW"], C=s.C, rom_dir="rom/", share=p.SHARE,
         encoded=bool(p.EW), bitmap=f"{nsel}'h{p.BITMAP:x}", empty=f"{nsel}'h{p.EMPTY:x}",
-        zero=f"{nsel * (p.SHARE or p.WW)}'h{p.ZERO:x}")
+        zero=f"{nsel * (p.SHARE or p.WW)}'h{p.ZERO:x}",
+        widths=f"{nsel * 8}'h{p.WL:x}" if p.WL else "")
     (rtl / f"{TOP}.v").write_text(top)
     roms = rom_images(g, s, p)
     for name, (text, _) in sorted(roms.items()):

@@ -1,9 +1,12 @@
 """Sparsity encoding of the weight ROM: the rows of the non-zero tiles the tiler keeps, stored
 raw or as a bitmap, per layer, and decoded by hw/sparse_decoder.v at one row per cycle.
 
-A tile row is C elements of w bits (w = wbits, or the --share-bits index width). Formats, LSB
-first in the stream:
-- raw: the C elements, column j at [j*w +: w] (the unencoded ROM word);
+A tile row is C elements of w bits. Without weight sharing w is the row's layer's own weight
+width (its ``wbits``; a max pool's or residual Add's tiles, which have no weights of their own,
+take the array's W): a 4-bit layer of an 8-bit design stores 4 bits a weight and the decoder
+sign-extends each element to the array's W bits. With --share-bits every layer stores indices of
+that one width. Formats, LSB first in the stream:
+- raw: the C elements, column j at [j*w +: w] (the unencoded ROM word when w = W);
 - bitmap: a C-bit mask, bit j set when column j is not the layer's zero element (0, or with
   sharing the index of 0 in the layer's codebook), then the set columns' elements in column
   order, w bits each: C + nnz * w bits;
@@ -12,9 +15,12 @@ first in the stream:
   layer's block-diagonal tiles, the padding rows of a layer with fewer than R input channels.
 Tile padding (rows past k_rows, columns past n_cols) is the zero element in a bitmap row.
 
-Options (``--encode``): raw (every layer raw, the plain addressable ROM, no decoder), bitmap or
-bitmap-z (every layer), auto (per layer the format storing the fewest bits, raw unless another
-stores strictly fewer; if no layer gains, exactly the raw design). bench/sparsity_encoding.py
+Options (``--encode``): raw (every layer raw at the full width W: the plain addressable ROM, no
+decoder, whatever the layers' widths), bitmap or bitmap-z (every layer, each at its own width),
+auto (per layer the format storing the fewest bits at the layer's own width, raw unless another
+stores strictly fewer; if every layer is raw at the full width, exactly the raw design, so a
+uniform-precision design without sparsity gain is unchanged, and a mixed-precision one is a
+stream whose narrow layers are stored narrow). bench/sparsity_encoding.py
 measured the candidates: run-length coding (EIE's 4-bit relative index) beats the plain bitmap
 only on very sparse or mostly-padding layers, bitmap-z beats it there too (it spends one bit on
 an empty row), and placing a row's values from run fields needs a serial prefix sum where a
@@ -77,33 +83,44 @@ class Plan:
     formats: tuple[str, ...]  # per layer
     zeros: tuple[int, ...]  # per layer: the element a clear mask bit stands for
     layer_bits: tuple[int, ...]  # stream bits of each layer's rows
-    raw_bits: tuple[int, ...]  # the same rows unencoded
-    width: int  # stream word width; 0 when every layer is raw (plain ROM, no decoder)
+    raw_bits: tuple[int, ...]  # the same rows unencoded (raw at the full width W)
+    width: int  # stream word width; 0 when every layer is raw at W (plain ROM, no decoder)
     words: tuple[int, ...]
+    widths: tuple[int, ...] = ()  # per layer: its element width in the stream
 
     @property
     def encoded(self) -> bool:
         return self.width > 0
 
 
+def layer_widths(w: int, widths: Sequence[int] | None, n: int) -> list[int]:
+    """Per layer element widths: ``widths``, or ``w`` for every layer."""
+    out = [w] * n if widths is None else [int(x) for x in widths]
+    if len(out) != n or any(not 1 <= x <= w for x in out):
+        raise ValueError(f"element widths {out} must be 1..{w}, one per layer ({n})")
+    return out
+
+
 def plan(option: str, blocks: Sequence[tuple[int, np.ndarray, np.ndarray]], zeros: Sequence[int],
-         w: int) -> Plan:
+         w: int, widths: Sequence[int] | None = None) -> Plan:
     """Choose each layer's format under ``option`` and build the stream.
 
     ``blocks``: per scheduled tile, (layer, R x C elements, live mask), in schedule order;
-    ``zeros``: per layer, its zero element; ``w``: element bits.
+    ``zeros``: per layer, its zero element; ``w``: the array's element bits; ``widths``: per
+    layer, its own element bits (default ``w``). ``raw`` ignores ``widths``: the plain ROM.
     """
     check(option)
+    wl = layer_widths(w, None if option == "raw" else widths, len(zeros))
     rows = padded_rows(blocks, zeros)
     bits = {f: [0] * len(zeros) for f in FORMATS}
     for layer, row in rows:
         for f in FORMATS:
-            bits[f][layer] += row_bits(row, f, zeros[layer], w)
+            bits[f][layer] += row_bits(row, f, zeros[layer], wl[layer])
     if option == "auto":  # min() keeps the first of equals: raw, then bitmap
         formats = [min(FORMATS, key=lambda f, i=i: bits[f][i]) for i in range(len(zeros))]
     else:
         formats = [option] * len(zeros)
-    return build(formats, blocks, zeros, w)
+    return build(formats, blocks, zeros, w, wl)
 
 
 def padded_rows(blocks: Sequence[tuple[int, np.ndarray, np.ndarray]], zeros: Sequence[int]
@@ -113,21 +130,23 @@ def padded_rows(blocks: Sequence[tuple[int, np.ndarray, np.ndarray]], zeros: Seq
 
 
 def build(formats: Sequence[str], blocks: Sequence[tuple[int, np.ndarray, np.ndarray]],
-          zeros: Sequence[int], w: int) -> Plan:
-    """The stream of the rows in ``blocks`` with layer l's rows in ``formats[l]``."""
+          zeros: Sequence[int], w: int, widths: Sequence[int] | None = None) -> Plan:
+    """The stream of the rows in ``blocks`` with layer l's rows in ``formats[l]`` and its
+    elements ``widths[l]`` bits wide (default ``w``, the array's element width)."""
+    wl = layer_widths(w, widths, len(zeros))
     rows = padded_rows(blocks, zeros)
     raw = [0] * len(zeros)
     bits = [0] * len(zeros)
     chunks = []
     for layer, row in rows:
         raw[layer] += row_bits(row, "raw", zeros[layer], w)
-        bits[layer] += row_bits(row, formats[layer], zeros[layer], w)
-        chunks.append(row_chunks(row, formats[layer], zeros[layer], w))
-    if set(formats) == {"raw"}:
-        return Plan(tuple(formats), tuple(zeros), tuple(raw), tuple(raw), 0, ())
+        bits[layer] += row_bits(row, formats[layer], zeros[layer], wl[layer])
+        chunks.append(row_chunks(row, formats[layer], zeros[layer], wl[layer]))
+    if set(formats) == {"raw"} and set(wl) <= {w}:
+        return Plan(tuple(formats), tuple(zeros), tuple(raw), tuple(raw), 0, (), tuple(wl))
     width = max(sum(n for _, n in ch) for ch in chunks)
     return Plan(tuple(formats), tuple(zeros), tuple(bits), tuple(raw), width,
-                tuple(pack_stream([x for ch in chunks for x in ch], width)))
+                tuple(pack_stream([x for ch in chunks for x in ch], width)), tuple(wl))
 
 
 def pack_stream(chunks: list[tuple[int, int]], width: int) -> list[int]:
@@ -141,31 +160,43 @@ def pack_stream(chunks: list[tuple[int, int]], width: int) -> list[int]:
     return [(stream >> (i * width)) & mask for i in range(count)]
 
 
+def sign_extend(field: int, n: int, w: int) -> int:
+    """The n-bit two's complement ``field`` as an unsigned w-bit field (n <= w)."""
+    if n < w and field >> (n - 1) & 1:
+        field |= ((1 << w) - 1) ^ ((1 << n) - 1)
+    return field
+
+
 def decode(words: Sequence[int], width: int, layers: Sequence[int], formats: Sequence[str],
-           zeros: Sequence[int], c: int, w: int) -> list[list[int]]:
+           zeros: Sequence[int], c: int, w: int, widths: Sequence[int] | None = None
+           ) -> list[list[int]]:
     """Reference model of hw/sparse_decoder.v's output: the rows of the stream, one per entry
-    of ``layers`` (the layer of each row loaded, in order), elements as unsigned w-bit fields."""
+    of ``layers`` (the layer of each row loaded, in order), elements as unsigned w-bit fields
+    (a layer stored at ``widths[l]`` < w bits sign-extended to w)."""
+    wl = layer_widths(w, widths, len(formats))
     stream = sum(int(x) << (i * width) for i, x in enumerate(words))
     pos, out = 0, []
-    fmask = (1 << w) - 1
+    wmask = (1 << w) - 1
     for layer in layers:
+        n = wl[layer]
+        fmask = (1 << n) - 1
         if formats[layer] == "raw":
-            out.append([(stream >> (pos + j * w)) & fmask for j in range(c)])
-            pos += c * w
+            out.append([sign_extend((stream >> (pos + j * n)) & fmask, n, w) for j in range(c)])
+            pos += c * n
             continue
         if formats[layer] == "bitmap-z":
             pos += 1
             if not (stream >> (pos - 1)) & 1:
-                out.append([zeros[layer] & fmask] * c)
+                out.append([zeros[layer] & wmask] * c)
                 continue
         mask = (stream >> pos) & ((1 << c) - 1)
         pos += c
         row = []
         for j in range(c):
             if mask >> j & 1:
-                row.append((stream >> pos) & fmask)
-                pos += w
+                row.append(sign_extend((stream >> pos) & fmask, n, w))
+                pos += n
             else:
-                row.append(zeros[layer] & fmask)
+                row.append(zeros[layer] & wmask)
         out.append(row)
     return out

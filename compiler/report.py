@@ -67,6 +67,7 @@ def build(g: ir.Graph, s: Schedule, p: HwParams, out: Path, source: str, opts: A
     encoded = list(stream.layer_bits)
     if stream.encoded:  # the stream's last word is padded; its padding is the last layer's
         encoded[-1] += len(stream.words) * stream.width - sum(encoded)
+    element = romgen.stream_widths(s, p)  # bits a stored weight (or index) takes in the ROM
     for plan, node, cyc in zip(s.layers, dense_layers(g), cycles, strict=True):
         # no weight tensor: identity (or power-of-two) tiles the tiler makes
         pool = isinstance(node.op, ir.QMaxPool | ir.QAdd | ir.QConcat)
@@ -93,6 +94,8 @@ def build(g: ir.Graph, s: Schedule, p: HwParams, out: Path, source: str, opts: A
             "weight_bits_unencoded": live * rc * (p.SHARE or p.WW) + codebook,
             "weight_bits_stored": encoded[plan.index] + codebook,
             "encoding": stream.formats[plan.index],
+            # an encoded stream stores a layer at its own width; the plain ROM at the widest
+            "element_bits": element[plan.index],
             "share_bits": p.SHARE, "acc_bits": getattr(node.op, "acc_bits", p.ACC_W),
             "wbits": wbits, "abits": g.tensor(node.outputs[0]).q.bits})
     widths = {"schedule.hex": p.SW, "weights.hex": p.ROM_W, "codebook.hex": p.WW,
@@ -189,6 +192,11 @@ def markdown(rep: dict[str, Any]) -> str:
                  f"({t['weight_bits_stored'] / t['weight_bits_unencoded']:.3f}x), decoded at "
                  "one row per cycle (cycles unchanged)." if bitmaps else
                  "none: every layer stores raw rows (a bitmap would not save bits).")]
+    narrow = [f"{ly['name']} {ly['element_bits']}" for ly in rep["layers"]
+              if ly.get("element_bits", 0) < max(x.get("element_bits", 0) for x in rep["layers"])]
+    if narrow:
+        lines += ["", "Mixed precision: layers stored at their own widths in the ROM "
+                  f"({', '.join(narrow)} bits a weight), sign-extended as they are decoded."]
     m = rep["memory"]
     lines += ["", "On-chip memory (bits): " + ", ".join(f"{k} {v}" for k, v in m.items()), ""]
     if rep["accuracy"]:

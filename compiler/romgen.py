@@ -43,6 +43,8 @@ class HwParams:
     BITMAP: int = 0  # bit l: layer l's rows are bitmaps
     EMPTY: int = 0  # bit l: layer l's bitmap rows start with a non-empty flag (bitmap-z)
     ZERO: int = 0  # layer l's zero element at bits [l*w +: w], w = SHARE or WW
+    # layer l's element width in the stream at bits [l*8 +: 8]; 0: every layer at SHARE or WW
+    WL: int = 0
     MB: int = numerics.MULT_BITS
     SB: int = numerics.SHIFT_BITS
     NLUT: int = 0  # table activations (hw/column.v's table stage when > 0)
@@ -174,20 +176,58 @@ def hw_params(g: ir.Graph, s: Schedule, encoding: str = "raw") -> HwParams:
     return replace(p, EW=ep.width, EDEPTH=len(ep.words),
                    BITMAP=sum(1 << e for e, f in enumerate(fmts) if f != "raw"),
                    EMPTY=sum(1 << e for e, f in enumerate(fmts) if f == "bitmap-z"),
-                   ZERO=pack([(ep.zeros[s.table_layer(e)], w) for e in range(p.NL)]))
+                   ZERO=pack([(ep.zeros[s.table_layer(e)], w) for e in range(p.NL)]),
+                   WL=pack([(ep.widths[s.table_layer(e)], 8) for e in range(p.NL)])
+                   if set(ep.widths) != {w} else 0)
+
+
+def _layer_entries(s: Schedule, p: HwParams) -> list[int]:
+    """Each layer's first layer-table entry (the decoder's parameters are per entry)."""
+    entry = {s.table_layer(e): e for e in reversed(range(p.NL))}
+    return [entry[i] for i in range(len(s.layers))]
 
 
 def stream_plan(g: ir.Graph, s: Schedule, p: HwParams) -> encode.Plan:
-    """The weight stream with the per-layer formats ``p`` was built with."""
-    entry = {s.table_layer(e): e for e in reversed(range(p.NL))}  # each layer's first entry
+    """The weight stream with the per-layer formats and widths ``p`` was built with."""
     formats = [("bitmap-z" if p.EMPTY >> e & 1 else "bitmap") if p.BITMAP >> e & 1 else "raw"
-               for e in (entry[i] for i in range(len(s.layers)))]
-    return encode.build(formats, weight_blocks(g, s, p), zero_elements(g, p), p.SHARE or p.WW)
+               for e in _layer_entries(s, p)]
+    return encode.build(formats, weight_blocks(g, s, p), zero_elements(g, p), p.SHARE or p.WW,
+                        stream_widths(s, p))
+
+
+def stream_widths(s: Schedule, p: HwParams) -> list[int]:
+    """Per layer, its element width in the encoded stream (p.WL, per layer-table entry; all
+    SHARE or WW if 0)."""
+    if not p.WL:
+        return [p.SHARE or p.WW] * len(s.layers)
+    return [p.WL >> (8 * e) & 0xFF for e in _layer_entries(s, p)]
 
 
 def encoding_plan(g: ir.Graph, s: Schedule, p: HwParams, encoding: str) -> encode.Plan:
-    """The weight stream under --encode ``encoding`` (edgehls.encode)."""
-    return encode.plan(encoding, weight_blocks(g, s, p), zero_elements(g, p), p.SHARE or p.WW)
+    """The weight stream under --encode ``encoding`` (edgehls.encode), each layer's elements at
+    its own width (element_widths)."""
+    return encode.plan(encoding, weight_blocks(g, s, p), zero_elements(g, p), p.SHARE or p.WW,
+                       element_widths(g, p))
+
+
+def element_widths(g: ir.Graph, p: HwParams) -> list[int]:
+    """Per layer, the bits its ROM elements need: the --share-bits index width for every layer;
+    else a layer's own wbits, and the array's WW for a max pool's identity tiles and a residual
+    Add's alignment weights (no weights of their own: a uniform design keeps one width)."""
+    if p.SHARE:
+        return [p.SHARE] * len(dense_layers(g))
+    out = []
+    for node in dense_layers(g):
+        if isinstance(node.op, ir.QMaxPool | ir.QAdd | ir.QConcat):
+            out.append(p.WW)
+            continue
+        wb = min(node.op.wbits, p.WW)
+        w = np.asarray(g.const(node, "weight"), dtype=np.int64)
+        if w.size and not (-(1 << (wb - 1)) <= w.min() and w.max() < (1 << (wb - 1))):
+            raise PassError(f"layer {node.name!r} ({node.op.kind}): a weight does not fit its "
+                            f"{wb} bits")
+        out.append(wb)
+    return out
 
 
 def pack(fields: list[tuple[int, int]]) -> int:
@@ -359,7 +399,7 @@ def zero_elements(g: ir.Graph, p: HwParams) -> list[int]:
     """Per layer, the ROM element that means weight 0: 0, or with sharing the index of 0 in
     the layer's codebook (0 when the layer has no zero weight)."""
     if not p.SHARE:
-        return [0] * p.NL
+        return [0] * len(dense_layers(g))
     out = []
     for node in dense_layers(g):
         cb = codebook(g, node, p) if not isinstance(node.op, ir.QAdd) else np.zeros(1)

@@ -130,3 +130,146 @@ def test_auto_without_gain_is_the_raw_design(tmp_path):
     assert "sparse_decoder" not in trees[0]["rtl/edgehls_top.v"].decode()
     rep = json.loads((tmp_path / "auto" / "report.json").read_text())
     assert rep["total"]["weight_bits_stored"] == rep["total"]["weight_bits_unencoded"]
+
+
+# --- mixed precision: each layer's elements at its own width ---------------------------------
+
+def test_narrow_rows_and_sign_extension():
+    row = np.array([0, 1, 0, -2])  # 2-bit elements
+    assert encode.row_bits(row, "raw", 0, 2) == 8
+    assert encode.row_bits(row, "bitmap", 0, 2) == 4 + 2 * 2
+    blocks = [(0, np.array([[3, -4, 0], [0, 0, -1]]), np.ones((2, 3), bool)),
+              (1, row[:3].reshape(1, 3), np.ones((1, 3), bool))]
+    for fmt in ("raw", "bitmap", "bitmap-z"):
+        p = encode.build([fmt, fmt], blocks, [0, 0], 8, [3, 2])
+        assert p.encoded and p.widths == (3, 2)
+        assert p.raw_bits == (2 * 3 * 8, 3 * 8)  # the plain ROM's rows, at W = 8
+        rows = encode.decode(p.words, p.width, [0, 0, 1], p.formats, p.zeros, 3, 8, p.widths)
+        # sign-extended from 3 and 2 bits to unsigned 8-bit fields
+        assert rows == [[3, 0xFC, 0], [0, 0, 0xFF], [0, 1, 0]]
+    assert encode.sign_extend(0b101, 3, 8) == 0xFD and encode.sign_extend(0b011, 3, 8) == 3
+    assert encode.sign_extend(0b101, 3, 3) == 0b101
+
+
+def test_auto_stores_a_narrow_layer_narrow():
+    """Dense rows: a layer of 4 bits in an 8-bit stream is narrow raw, 4 bits a weight; a
+    uniform design with no sparsity gain stays the plain ROM; --encode raw stays plain."""
+    dense = np.array([[1, -2], [3, -4]])
+    blocks = [(0, dense * 20, np.ones((2, 2), bool)), (1, dense, np.ones((2, 2), bool))]
+    p = encode.plan("auto", blocks, [0, 0], 8, [8, 4])
+    assert p.encoded and p.formats == ("raw", "raw") and p.layer_bits == (32, 16)
+    assert p.width == 16 and p.raw_bits == (32, 32)
+    assert not encode.plan("auto", blocks, [0, 0], 8, [8, 8]).encoded
+    raw = encode.plan("raw", blocks, [0, 0], 8, [8, 4])
+    assert not raw.encoded and raw.layer_bits == (32, 32)
+    with pytest.raises(ValueError, match="element widths"):
+        encode.plan("auto", blocks, [0, 0], 8, [9, 4])
+
+
+MIXED_MLP = {"layers": {"fc0": {"wbits": 3}, "fc1": {"wbits": 5}}}
+
+
+def rom_layer_bits(g, s, p, words: list[int]) -> list[int]:
+    """Decode rom/weights.hex back to every tile row and check it against the layers' weights
+    (sign-extended to the array's width); return each layer's stream bits, recounted from the
+    decoded rows at the layer's own width (the last layer also holds the last word's padding)."""
+    blocks = romgen.weight_blocks(g, s, p)
+    zeros = romgen.zero_elements(g, p)
+    widths = romgen.stream_widths(s, p)
+    formats = romgen.stream_plan(g, s, p).formats
+    w = p.SHARE or p.WW
+    layers = [ly for ly, _, _ in blocks for _ in range(s.R)]
+    rows = encode.decode(words, p.EW, layers, formats, zeros, s.C, w, widths)
+    padded = encode.padded_rows(blocks, zeros)
+    assert rows == [[int(v) & ((1 << w) - 1) for v in row] for _, row in padded]
+    bits = [0] * p.NL
+    for layer, row in padded:
+        bits[layer] += encode.row_bits(row, formats[layer], zeros[layer], widths[layer])
+    bits[-1] += len(words) * p.EW - sum(bits)
+    assert 0 <= bits[-1] and len(words) * p.EW - sum(bits) < p.EW
+    return bits
+
+
+def compiled(model: Path, out: Path, opts: pipeline.Options):
+    """Compile ``model`` into ``out``; return (graph, schedule, HwParams, ROM words on disk)."""
+    rep = pipeline.compile_model(model, out, opts, force=True)
+    g = pipeline.run_passes(frontend.load(model), pipeline.passes(opts))
+    s = tiler.schedule(g, *opts.pe)
+    p = romgen.hw_params(g, s, opts.encode)
+    words = [int(x, 16) for x in (out / "rom" / "weights.hex").read_text().split()]
+    assert rep["total"]["rom_bits"]["weights.hex"] == len(words) * p.ROM_W
+    return g, s, p, words
+
+
+@pytest.mark.parametrize("enc", ["auto", "bitmap", "bitmap-z"])
+def test_mixed_rom_on_disk_decodes_at_each_layers_width(tmp_path, enc):
+    model = save(mlp([13, 11, 7], seed=15), tmp_path / "m.onnx")
+    opts = pipeline.Options(pe=(3, 5), samples=1, precision=MIXED_MLP, encode=enc,
+                            prune="unstructured:0.3" if enc == "auto" else None)
+    g, s, p, words = compiled(model, tmp_path / "design", opts)
+    assert p.WW == 5 and romgen.stream_widths(s, p) == [3, 5] and p.EW
+    bits = rom_layer_bits(g, s, p, words)
+    rep = json.loads((tmp_path / "design" / "report.json").read_text())
+    assert [ly["weight_bits_stored"] for ly in rep["layers"]] == bits
+    assert ".WL(16'h503)" in (tmp_path / "design" / "rtl" / "edgehls_top.v").read_text()
+
+
+def test_mixed_under_raw_is_the_plain_full_width_rom(tmp_path):
+    model = save(mlp([13, 11, 7], seed=15), tmp_path / "m.onnx")
+    opts = pipeline.Options(pe=(3, 5), samples=1, precision=MIXED_MLP, encode="raw")
+    g, s, p, words = compiled(model, tmp_path / "design", opts)
+    assert not p.EW and not p.WL and words == romgen.weight_words(g, s, p)
+    assert p.ROM_W == 5 * 5
+    top = (tmp_path / "design" / "rtl" / "edgehls_top.v").read_text()
+    assert "sparse_decoder" not in top
+
+
+# --- uniform precision: byte-identical to the design before per-layer widths -----------------
+
+UNIFORM_GOLDEN = Path(__file__).parent / "fixtures" / "encode_uniform.json"
+DIGITS_CNN = Path(__file__).resolve().parents[1] / "examples" / "digits_cnn"
+UNIFORM_CASES = {
+    "mlp-auto-prune": ("mlp", dict(pe=(3, 5), prune="unstructured:0.7")),
+    "mlp-bitmapz-share": ("mlp", dict(pe=(3, 5), prune="global:0.8", share_bits=3,
+                                      encode="bitmap-z")),
+    "mlp-raw": ("mlp", dict(pe=(4, 4), encode="raw")),
+    "digits-w4-auto": ("digits", dict(pe=(4, 4), wbits=4)),
+}
+
+
+def uniform_fingerprint(name: str, tmp: Path) -> dict:
+    """What a uniform design's weight ROM looks like: weights.hex's hash, the decoder's
+    parameters in the top level, each layer's stored bits and encoding."""
+    import hashlib
+    import re
+    model, kw = UNIFORM_CASES[name]
+    if model == "mlp":
+        path = save(mlp([13, 11, 7], seed=15), tmp / "m.onnx")
+        opts = pipeline.Options(samples=1, **kw)
+    else:
+        path = DIGITS_CNN / "model.onnx"
+        opts = pipeline.Options(samples=1, calib=np.load(DIGITS_CNN / "data.npz")["x_calib"],
+                                **kw)
+    out = tmp / name
+    rep = pipeline.compile_model(path, out, opts, force=True)
+    top = (out / "rtl" / "edgehls_top.v").read_text()
+    m = re.search(r"edgehls_sparse_decoder #\((.*?)\) u_decode", top, re.S)
+    return {"weights.hex": hashlib.sha256((out / "rom" / "weights.hex").read_bytes()).hexdigest(),
+            "decoder": m.group(1) if m else None,
+            "stored": [ly["weight_bits_stored"] for ly in rep["layers"]],
+            "encoding": [ly["encoding"] for ly in rep["layers"]]}
+
+
+@pytest.mark.parametrize("name", sorted(UNIFORM_CASES))
+def test_uniform_precision_design_is_unchanged(tmp_path, name):
+    """Recorded from the encoder before layers had their own widths (regenerate with
+    `python tests/test_encode.py` only for an intended change of the uniform stream)."""
+    want = json.loads(UNIFORM_GOLDEN.read_text())[name]
+    assert uniform_fingerprint(name, tmp_path) == want
+
+
+if __name__ == "__main__":
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        UNIFORM_GOLDEN.write_text(json.dumps(
+            {n: uniform_fingerprint(n, Path(d)) for n in sorted(UNIFORM_CASES)}, indent=1) + "\n")

@@ -104,6 +104,38 @@ def test_stored_weight_bits_match_the_weight_rom(model, tmp_path, encode):
     assert ("bitmaps" in md) == (encode != "raw")
 
 
+@pytest.mark.parametrize("encode", ["auto", "bitmap", "raw"])
+def test_mixed_precision_rom_bits_per_layer(tmp_path, encode):
+    """A 3-bit layer beside a 5-bit one: rom/weights.hex decoded back and recounted layer by
+    layer is the report's stored bits, per layer and in total; an encoded stream stores each
+    layer at its own width, the plain ROM (--encode raw) every layer at the widest."""
+    from test_encode import MIXED_MLP, compiled, rom_layer_bits
+
+    model = save(mlp(SIZES, seed=15, batch=2), tmp_path / "m.onnx")
+    out = tmp_path / "design"
+    g, s, p, words = compiled(model, out, pipeline.Options(
+        pe=PE, samples=1, precision=MIXED_MLP, encode=encode))
+    rep = load(out, "report.json")
+    r, c = PE
+    layers, t = rep["layers"], rep["total"]
+    assert [ly["wbits"] for ly in layers] == [3, 5] and p.WW == 5
+    assert t["weight_bits_stored"] == t["rom_bits"]["weights.hex"] == len(words) * p.ROM_W
+    assert t["weight_bits_unencoded"] == (t["tiles"] - t["skipped_tiles"]) * r * c * 5
+    if encode == "raw":
+        assert [ly["element_bits"] for ly in layers] == [5, 5] and not p.EW
+        assert [ly["weight_bits_stored"] for ly in layers] == [
+            (ly["tiles"] - ly["skipped_tiles"]) * r * c * 5 for ly in layers]
+        return
+    assert [ly["element_bits"] for ly in layers] == [3, 5]
+    assert [ly["weight_bits_stored"] for ly in layers] == rom_layer_bits(g, s, p, words)
+    # the 3-bit layer stores fewer bits than its rows at the array's 5 bits would
+    first = layers[0]
+    assert first["weight_bits_stored"] < first["weight_bits_unencoded"]
+    if first["encoding"] == "raw":
+        assert first["weight_bits_stored"] == (first["tiles"] - first["skipped_tiles"]) * r * c * 3
+    assert "Mixed precision: layers stored at their own widths" in (out / "report.md").read_text()
+
+
 def test_markdown_names_each_layer_and_the_totals(design):
     out, rep = design
     md = (out / "report.md").read_text()

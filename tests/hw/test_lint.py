@@ -25,6 +25,11 @@ CASES = [
     ("edgehls_sparse_decoder", ["sparse_decoder.v"], {"C": 1, "W": 2, "EW": 3, "DEPTH": 1}),
     ("edgehls_sparse_decoder", ["sparse_decoder.v"],
      {"C": 16, "W": 4, "EW": 80, "DEPTH": 300, "CSW": 3}),
+    # per-layer widths (mixed precision): 2-bit and odd widths, and FW above 8 bits
+    ("edgehls_sparse_decoder", ["sparse_decoder.v"],
+     {"C": 4, "W": 8, "EW": 20, "DEPTH": 9, "CSW": 2, "WL": "32'h08030502"}),
+    ("edgehls_sparse_decoder", ["sparse_decoder.v"],
+     {"C": 16, "W": 16, "EW": 273, "DEPTH": 40, "CSW": 1, "WL": "16'h0709"}),
 ]
 
 
@@ -81,6 +86,23 @@ def test_encoded_design_lints_clean(pe: tuple[int, int], share: int | None, enco
     pipeline.compile_model(model, out, pipeline.Options(
         pe=pe, samples=1, prune="unstructured:0.8", share_bits=share or 0, encode=encode))
     assert json.loads((out / "manifest.json").read_text())["hw"]["EW"] > 0
+    cmd = ["verilator", "--lint-only", "-Wall", "--Mdir", str(tmp_path / "obj"), "-f",
+           "filelist.f", "--top-module", "edgehls_top"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=out)
+    assert proc.returncode == 0, f"{' '.join(cmd)}\n{proc.stdout}{proc.stderr}"
+
+
+@pytest.mark.skipif(shutil.which("verilator") is None,
+                    reason="verilator is not on PATH (apt install verilator, or `make tools`)")
+def test_mixed_precision_encoded_design_lints_clean(tmp_path: Path) -> None:
+    """Layers at 3, 8 and 5 bits: the decoder's per-layer widths (WL) in the generated top."""
+    from edgehls import pipeline
+
+    model = Path(__file__).resolve().parents[2] / "examples/digits_mlp/model.onnx"
+    out = tmp_path / "design"
+    pipeline.compile_model(model, out, pipeline.Options(
+        pe=(4, 4), samples=1, precision={"layers": {"fc1": {"wbits": 3}, "fc3": {"wbits": 5}}}))
+    assert ".WL(" in (out / "rtl" / "edgehls_top.v").read_text()
     cmd = ["verilator", "--lint-only", "-Wall", "--Mdir", str(tmp_path / "obj"), "-f",
            "filelist.f", "--top-module", "edgehls_top"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=out)
