@@ -16,7 +16,8 @@ quantization they fix, which the Quantize pass then implements exactly.
 Activations and weights may have any zero point: integers in the IR are centred, q - zero_point
 (see ``ir.QFormat``), so zero points never reach the array; a weight zero point costs one bit of
 weight width (uint8 weights with zero point 128 become 9-bit centred weights).
-ConvInteger/MatMulInteger (dynamic quantization: scales computed at run time) are rejected.
+ConvInteger/MatMulInteger are supported in static graphs (QuantizeLinear before, Cast and Mul
+by the scale product after); dynamic quantization (scales computed at run time) is rejected.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ Q, DQ = "QuantizeLinear", "DequantizeLinear"
 QONNX_DOMAINS = ("qonnx.custom_op.general", "finn.custom_op.general", "onnx.brevitas")
 QOPERATOR = ("QLinearConv", "QLinearMatMul", "QGemm", "QLinearAdd", "QLinearGlobalAveragePool",
              "QLinearAveragePool")
-DYNAMIC = ("ConvInteger", "MatMulInteger", "DynamicQuantizeLinear")
+DYNAMIC = ("DynamicQuantizeLinear",)
+INTEGER_OPS = ("ConvInteger", "MatMulInteger")
 INT_PASS = ("MaxPool", "GlobalMaxPool", "Flatten", "Reshape", "Transpose", "Identity",
             "Squeeze", "Unsqueeze")
 WEIGHT_INPUT = {"Conv": 1, "Gemm": 1, "MatMul": 1}
@@ -74,7 +76,8 @@ class Imported:
 
 
 def is_quantized(model: onnx.ModelProto) -> bool:
-    return any(n.op_type in (Q, DQ, *QOPERATOR, *DYNAMIC) or n.domain in QONNX_DOMAINS
+    return any(n.op_type in (Q, DQ, *QOPERATOR, *DYNAMIC, *INTEGER_OPS)
+               or n.domain in QONNX_DOMAINS
                for n in model.graph.node)
 
 
@@ -112,9 +115,17 @@ class _Lowering:
         for i, n in enumerate(nodes):  # the names the IR will use, before nodes move
             if not n.name:
                 n.name = f"{n.op_type}_{i}"
+        self.producer = {o: n for n in nodes for o in n.output}
+        self.readers: dict[str, list[onnx.NodeProto]] = {}
+        for n in nodes:
+            for i in n.input:
+                self.readers.setdefault(i, []).append(n)
+        self.absorbed: set[str] = set()  # Cast/Mul nodes an integer op's expansion took over
         expanded: list[onnx.NodeProto] = []
         for n in nodes:
-            new = self._expand(n)
+            if n.name in self.absorbed:
+                continue
+            new = self._integer(n) if n.op_type in INTEGER_OPS else self._expand(n)
             if new != [n]:
                 self.generated.update(m.name for m in new if m.op_type in (Q, DQ))
             expanded.extend(new)
@@ -331,6 +342,58 @@ class _Lowering:
         return [dq(i[0], i[1], i[2], f"{name}/x"), core,
                 q(f"{name}/y", i[3], i[4], n.output[0])]
 
+    def _integer(self, n: onnx.NodeProto) -> list[onnx.NodeProto]:
+        """ConvInteger/MatMulInteger whose activation a static QuantizeLinear made, followed
+        by Cast to float and Mul by a constant c (the product of the scales): a float Conv or
+        MatMul of the dequantized activation and weights (w - w_zero_point) * c / x_scale, whose
+        output is the Mul's. Dynamic quantization (DynamicQuantizeLinear) is rejected."""
+        self.sources.add("QOperator")
+        where = self._where(n)
+        i = list(n.input) + [""] * 4
+        q = self.producer.get(i[0])
+        cast = self.readers.get(n.output[0], [])
+        mul = self.readers.get(cast[0].output[0], []) if len(cast) == 1 else []
+        if q is None or q.op_type != Q or len(cast) != 1 or cast[0].op_type != "Cast" \
+                or len(mul) != 1 or mul[0].op_type != "Mul":
+            raise UnsupportedError(
+                f"{where}: supported only as static quantization: its input made by a "
+                "QuantizeLinear with constant scale, its output read by a Cast to float and a "
+                "Mul by the constant scale product (dynamic quantization computes scales at run "
+                "time, which fixed-point hardware cannot: use quantize_static)")
+        mul = mul[0]
+        c_name = next((x for x in mul.input if x != cast[0].output[0]), "")
+        if c_name not in self.consts or i[1] not in self.consts or q.input[1] not in self.consts:
+            raise UnsupportedError(f"{where}: its weights, the activation's scale and the Mul's "
+                                   "factor must be constants")
+        x_scale = float(np.asarray(self.consts[q.input[1]]).reshape(-1)[0])
+        xz = np.asarray(self.consts[i[2]]).reshape(-1) if i[2] else np.zeros(1, np.int64)
+        qz = np.asarray(self.consts[q.input[2]]).reshape(-1) if len(q.input) > 2 and \
+            q.input[2] else np.zeros(1, np.int64)
+        if xz.size != 1 or int(xz[0]) != int(qz[0]):
+            raise UnsupportedError(f"{where}: its activation zero point must be the one its "
+                                   "QuantizeLinear used")
+        c = np.asarray(self.consts[c_name], np.float64).reshape(-1)
+        scale = c / x_scale
+        wz = np.asarray(self.consts[i[3]], np.int64).reshape(-1) if i[3] else np.zeros(1, np.int64)
+        if wz.size > 1 and scale.size == 1:
+            scale = np.full(wz.size, scale[0])
+        axis = 0 if n.op_type == "ConvInteger" else 1
+        name, scale_name, zp_name = n.name, f"{n.name}/w_scale", f"{n.name}/w_zero"
+        self._constant(scale_name, scale.astype(np.float32))
+        self.consts[zp_name] = wz.reshape(-1).astype(self.consts[i[1]].dtype)
+        self.new_inits.append(numpy_helper.from_array(self.consts[zp_name], zp_name))
+        dq_kw = {"axis": axis} if scale.size > 1 or wz.size > 1 else {}
+        self.absorbed.update((cast[0].name, mul.name))
+        nodes = [helper.make_node(DQ, [i[0], q.input[1], *q.input[2:3]], [f"{name}/x"],
+                                  name=f"{name}/dq_x"),
+                 helper.make_node(DQ, [i[1], scale_name, zp_name], [f"{name}/w"],
+                                  name=f"{name}/dq_w", **dq_kw)]
+        self.generated.update(m.name for m in nodes)
+        core = helper.make_node("Conv" if n.op_type == "ConvInteger" else "MatMul",
+                                [f"{name}/x", f"{name}/w"], [mul.output[0]], name=name)
+        core.attribute.extend(n.attribute)
+        return [*nodes, core]
+
     def _bias(self, n: onnx.NodeProto, b: str, x_scale: str, w_scale: str, out: str) -> None:
         """An int32 bias at scale x_scale * w_scale (* alpha for QGemm) as a float constant."""
         for name in (b, x_scale, w_scale):
@@ -412,8 +475,11 @@ class _Lowering:
                 del seq[:]
                 seq.extend(vals)
         self.pins = {rename.get(t, t): f for t, f in self.pins.items()}
-        for n in reversed(kept):  # canonicalize may fuse an activation either way: pin both
-            if n.op_type in ("Relu", "Clip", *LAYOUT) and n.output[0] in self.pins \
+        self.direct = set(self.pins)  # pinned by a quantizer itself, not propagated
+        for n in reversed(kept):  # canonicalize may fuse an activation (or a bias Add) either
+            # way, keeping either tensor's name: pin both
+            bias = n.op_type == "Add" and len(n.input) == 2 and n.input[1] in self.consts
+            if (n.op_type in ("Relu", "Clip", *LAYOUT) or bias) and n.output[0] in self.pins \
                     and n.input[0] not in self.pins:
                 self.pins[n.input[0]] = self.pins[n.output[0]]
         for n in kept:  # layout ops move values, never change them: so do their formats
@@ -442,7 +508,7 @@ class _Lowering:
         for n in kept:
             out.append(n)
             t = n.output[0] if n.output else ""
-            if n.op_type in RELU_DROPPED and t in self.pins and self.pins[t].qformat().lo == 0:
+            if n.op_type in RELU_DROPPED and t in self.direct and self.pins[t].qformat().lo == 0:
                 n.output[0] = f"{t}/linear"
                 self.pins[n.output[0]] = self.pins[t]  # canonicalize fuses the Relu either way
                 out.append(helper.make_node("Relu", [f"{t}/linear"], [t], name=f"{t}/relu"))

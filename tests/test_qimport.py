@@ -193,8 +193,8 @@ def test_dynamic_quantization_rejected(tmp_path: Path) -> None:
              helper.make_node("MatMulInteger", ["xq", "wq", "xz"], ["y32"], name="mmi"),
              helper.make_node("Cast", ["y32"], ["y"], to=TensorProto.FLOAT)]
     path = _save(tmp_path, nodes, [_c("wq", np.ones((4, 3)), np.uint8)])
-    with pytest.raises(UnsupportedError, match="node 'dq' \\(DynamicQuantizeLinear\\): dynamic "
-                                               "quantization computes activation scales"):
+    with pytest.raises(UnsupportedError, match="node 'mmi' \\(MatMulInteger\\): supported only "
+                                               "as static quantization"):
         frontend.load(path)
 
 
@@ -244,4 +244,54 @@ def test_unsupported_quantized_op_is_named(tmp_path: Path) -> None:
               str(path))
     with pytest.raises(UnsupportedError, match="node 'sig' \\(QLinearSigmoid\\): quantized op "
                                                "not supported; supported: QLinearConv"):
+        frontend.load(path)
+
+
+@pytest.mark.parametrize("op", ["MatMulInteger", "ConvInteger"])
+def test_static_integer_ops_within_one_lsb(tmp_path: Path, op: str) -> None:
+    """x -> QuantizeLinear -> ConvInteger/MatMulInteger (uint8 weights, zero point 128) -> Cast
+    -> Mul(scale product) -> Add(bias) -> Relu -> Q/DQ: the static form of the integer ops."""
+    rng = np.random.default_rng(4)
+    conv = op == "ConvInteger"
+    shape, wshape = ([1, 2, 5, 5], (3, 2, 3, 3)) if conv else ([1, 6], (6, 4))
+    out = [1, 3, 3, 3] if conv else [1, 4]
+    sx, sw = 0.02, 0.01
+    w = rng.integers(0, 256, wshape)
+    bias = rng.normal(0, 0.1, (3, 1, 1) if conv else (4,))
+    nodes = [helper.make_node("QuantizeLinear", ["x", "sx", "zx"], ["xq"], name="qx"),
+             helper.make_node(op, ["xq", "w", "zx", "zw"], ["acc"], name="int_op"),
+             helper.make_node("Cast", ["acc"], ["accf"], to=TensorProto.FLOAT, name="cast"),
+             helper.make_node("Mul", ["accf", "c"], ["m"], name="mul"),
+             helper.make_node("Add", ["m", "bias"], ["a"], name="add"),
+             helper.make_node("Relu", ["a"], ["r"], name="relu"),
+             helper.make_node("QuantizeLinear", ["r", "sy", "zy"], ["rq"], name="qy"),
+             helper.make_node("DequantizeLinear", ["rq", "sy", "zy"], ["y"], name="dqy")]
+    inits = [_c("sx", sx), _c("zx", 128, np.uint8), _c("w", w, np.uint8),
+             _c("zw", 128, np.uint8), _c("c", sx * sw), _c("bias", bias), _c("sy", 0.01),
+             _c("zy", 0, np.uint8)]
+    g = helper.make_graph(nodes, "m", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                     shape)],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, out)], inits)
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    gq = compiled(path)
+    node = gq.node("int_op")
+    assert node.op.wbits == 9 and np.abs(gq.const(node, "weight")).max() <= 128
+    worst, _ = lsb_diff(path, rng.uniform(-2, 2, (32, *shape[1:])))
+    assert worst <= 1
+    if conv:  # and in RTL
+        compile_and_simulate(path, tmp_path / "d", op, pipeline.Options(pe=(3, 5), samples=2))
+
+
+def test_dynamic_integer_op_rejected(tmp_path: Path) -> None:
+    nodes = [helper.make_node("MatMulInteger", ["xq", "wq"], ["y32"], name="mmi"),
+             helper.make_node("Cast", ["y32"], ["y"], to=TensorProto.FLOAT)]
+    g = helper.make_graph(nodes, "m", [helper.make_tensor_value_info("xq", TensorProto.UINT8,
+                                                                     [1, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])],
+                          [_c("wq", np.ones((4, 3)), np.uint8)])
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    with pytest.raises(UnsupportedError, match="node 'mmi' \\(MatMulInteger\\): supported only "
+                                               "as static quantization"):
         frontend.load(path)
