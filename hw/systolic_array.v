@@ -3,11 +3,12 @@
 // edgehls_systolic_array: R x C weight-stationary systolic MAC array of edgehls_pe.
 //
 // Row i's activation stream enters PE(i,0) and flows right; partial sums start at 0 above row 0
-// and flow down; column j's dot product leaves PE(R-1,j) on out_psum.
+// and flow down; column j's dot product leaves PE(R-1,j) on out_psum. A step whose in_valid is
+// clear enters the row as activation 0 (one gate per row, not a valid flag per PE), so it adds 0.
 //
 // Timing contract: when the caller presents step m's value for row i during cycle T+i (it skews
 // the rows), out_psum column j during cycle T+R+2+j (each PE registers the multiplier's inputs,
-// its product, then its sum) equals the sum over the rows i whose in_valid is
+// its product, then its sum: edgehls_pe) equals the sum over the rows i whose in_valid is
 // set of a_i * W[i][j], W being the weights active at that step. A step whose in_first is set
 // uses, and makes active, the shadow weights loaded before it (per PE, as it passes).
 //
@@ -51,7 +52,6 @@ module edgehls_systolic_array #(
     // The activations leaving the last column have no consumer.
     /* verilator lint_off UNUSEDSIGNAL */  // last column's forwarded activations are unused
     wire [AW-1:0]    a_net [0:NA-1];
-    wire             v_net [0:NA-1];
     wire             f_net [0:NA-1];
     /* verilator lint_on UNUSEDSIGNAL */
     wire [ACC_W-1:0] p_net [0:NP-1];
@@ -61,8 +61,7 @@ module edgehls_systolic_array #(
     generate
         for (i = 0; i < R; i = i + 1) begin : g_row
             localparam [RW-1:0] ROW = i;
-            assign a_net[i*(C+1)] = in_data[i*AW +: AW];
-            assign v_net[i*(C+1)] = in_valid[i];
+            assign a_net[i*(C+1)] = in_valid[i] ? in_data[i*AW +: AW] : {AW{1'b0}};
             assign f_net[i*(C+1)] = in_first[i];
             assign row_load[i]    = w_load && (w_row == ROW);
 
@@ -74,10 +73,8 @@ module edgehls_systolic_array #(
                 ) u_pe (
                     .clk(clk),
                     .rst_n(rst_n),
-                    .a_valid(v_net[i*(C+1)+j]),
                     .a_first(f_net[i*(C+1)+j]),
                     .a_in(a_net[i*(C+1)+j]),
-                    .a_valid_o(v_net[i*(C+1)+j+1]),
                     .a_first_o(f_net[i*(C+1)+j+1]),
                     .a_o(a_net[i*(C+1)+j+1]),
                     .p_in(p_net[i*C+j]),

@@ -198,6 +198,14 @@ def test_ecp5_maps_memories_and_multipliers(small):
     r = synth.run(small, "ecp5", progress=lambda m: None, pnr=False)
     assert r["cells"].get("MULT18X18D", 0) >= 4  # one per PE at least
     assert r["cells"].get("DP16KD", 0) + r["cells"].get("TRELLIS_DPR16X4", 0) >= 1
+    # the PEs' multipliers (rtl/ecp5/edgehls_mult.v) hold their input and product registers
+    netlist = json.loads((small / "synth" / "ecp5_netlist.json").read_text())
+    cells = netlist["modules"][synth.TOP]["cells"]
+    pe = [c for n, c in cells.items() if c["type"] == "MULT18X18D" and ".u_pe." in n]
+    assert len(pe) == 4
+    for c in pe:
+        assert {c["parameters"][f"REG_{k}_CLK"] for k in ("INPUTA", "INPUTB", "OUTPUT")} == {
+            "CLK0"}
 
 
 @pytest.mark.slow

@@ -12,11 +12,12 @@ import pytest
 from .runner import HW
 
 CASES = [
-    ("edgehls_pe", ["pe.v"], {}),
-    ("edgehls_pe", ["pe.v"], {"AW": 17, "WW": 16, "ACC_W": 48}),
-    ("edgehls_systolic_array", ["pe.v", "systolic_array.v"], {}),
-    ("edgehls_systolic_array", ["pe.v", "systolic_array.v"], {"R": 1, "C": 1}),
-    ("edgehls_systolic_array", ["pe.v", "systolic_array.v"], {"R": 3, "C": 2}),
+    ("edgehls_mult", ["mult.v"], {}),
+    ("edgehls_pe", ["mult.v", "pe.v"], {}),
+    ("edgehls_pe", ["mult.v", "pe.v"], {"AW": 17, "WW": 16, "ACC_W": 48}),
+    ("edgehls_systolic_array", ["mult.v", "pe.v", "systolic_array.v"], {}),
+    ("edgehls_systolic_array", ["mult.v", "pe.v", "systolic_array.v"], {"R": 1, "C": 1}),
+    ("edgehls_systolic_array", ["mult.v", "pe.v", "systolic_array.v"], {"R": 3, "C": 2}),
     ("edgehls_postproc", ["postproc.v"], {}),
     ("edgehls_postproc", ["postproc.v"], {"ACC_W": 20, "OUT_W": 5, "TW": 3}),
     ("edgehls_skid_buffer", ["skid_buffer.v"], {}),
