@@ -18,8 +18,8 @@ CASES = [
     ("edgehls_systolic_array", ["mult.v", "pe.v", "systolic_array.v"], {}),
     ("edgehls_systolic_array", ["mult.v", "pe.v", "systolic_array.v"], {"R": 1, "C": 1}),
     ("edgehls_systolic_array", ["mult.v", "pe.v", "systolic_array.v"], {"R": 3, "C": 2}),
-    ("edgehls_postproc", ["postproc.v"], {}),
-    ("edgehls_postproc", ["postproc.v"], {"ACC_W": 20, "OUT_W": 5, "TW": 3}),
+    ("edgehls_postproc", ["mult.v", "postproc.v"], {}),
+    ("edgehls_postproc", ["mult.v", "postproc.v"], {"ACC_W": 20, "OUT_W": 5, "TW": 3}),
     ("edgehls_skid_buffer", ["skid_buffer.v"], {}),
     ("edgehls_skid_buffer", ["skid_buffer.v"], {"W": 1}),
 ]

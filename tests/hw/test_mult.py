@@ -1,6 +1,6 @@
 """pytest entry: edgehls_mult, the generic hw/mult.v and the ECP5 hw/ecp5/mult.v (its registers
 inside a MULT18X18D, simulated with tests/hw/ecp5_mult18x18d.v), against the same contract; and
-the whole array built on the ECP5 version against the array's timing contract."""
+the array and the requantizer built on the ECP5 version against their own benches."""
 
 from __future__ import annotations
 
@@ -29,3 +29,10 @@ def test_systolic_array_on_ecp5_mult(params: dict, tmp_path: Path) -> None:
     sources = IMPLS["ecp5"] + [HW / "pe.v", HW / "systolic_array.v"]
     run_cocotb("edgehls_systolic_array", sources, "tb_systolic_array", tmp_path / "build",
                parameters=params, seed=4321)
+
+
+@pytest.mark.parametrize("params", [{}, {"ACC_W": 16, "OUT_W": 8}],
+                         ids=lambda p: "-".join(f"{k}{v}" for k, v in p.items()) or "default")
+def test_postproc_on_ecp5_mult(params: dict, tmp_path: Path) -> None:
+    run_cocotb("edgehls_postproc", IMPLS["ecp5"] + [HW / "postproc.v"], "tb_postproc",
+               tmp_path / "build", parameters=params, seed=4321)
