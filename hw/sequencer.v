@@ -122,9 +122,19 @@ module edgehls_sequencer #(
     localparam integer L_WRAP = L_STEP + XAW;
     localparam integer L_MAX = L_WRAP + XAW;
 
+    // The earliest-cycle constraints of the timing recurrence, each kept as the number of cycles
+    // still to wait (0: met) rather than an absolute cycle compared with cyc: a 32-bit compare
+    // in front of ld_start / is_start, which enable most of the step registers, was the ECP5
+    // critical path (104 MHz). Each is set when its tile starts and counts down to 0:
+    //   wait_a: cyc >= L_i + R            wait_b: cyc >= D_i + 1 + C
+    //   wait_s: cyc >= D_i + max(M_i, 2)  wait_e: cyc >= D_i + M_i + DRAIN - 1 (barrier; and
+    //   the end: the first cycle it is met after the last tile is the old cyc == end_at)
+    localparam integer KW = $clog2((1 << MCW) + DRAIN + R + C) + 1;  // wait counter width
+    localparam [31:0] C32 = C;
+    localparam [31:0] DRAIN32 = DRAIN;
     reg         running;
     reg  [31:0] cyc;
-    reg  [31:0] l_min_a, l_min_b, s_min, s_bar, end_at;
+    reg  [KW-1:0] wait_a, wait_b, wait_s, wait_e;
     reg  [SAW:0] ld_idx, is_idx;
     reg  [RW:0]  ld_rows_left;
     reg  [WAW-1:0] ld_addr;
@@ -152,12 +162,16 @@ module edgehls_sequencer #(
     wire           e_barrier = sched_is[O_BARRIER];
     wire [31:0]    e_m32 = {{(32 - MCW){1'b0}}, e_m};
     wire [31:0]    e_period = (e_m32 > 32'd2) ? e_m32 : 32'd2;
+    /* verilator lint_off UNUSEDSIGNAL */  // only the low KW bits are kept
+    wire [31:0]    e_period_m1 = e_period - 32'd1;
+    wire [31:0]    e_wait = e_m32 + DRAIN32 - 32'd2;
+    /* verilator lint_on UNUSEDSIGNAL */
 
-    wire ld_start = running && (ld_idx < NT_I) && (cyc >= l_min_a) && (cyc >= l_min_b)
+    wire ld_start = running && (ld_idx < NT_I) && (wait_a == 0) && (wait_b == 0)
                     && (is_idx == ld_idx);
     wire is_start = running && (is_idx < NT_I)
                     && ((ld_idx > is_idx) || (ld_start && (ld_idx == is_idx)))
-                    && (cyc >= s_min) && (!e_barrier || (cyc >= s_bar));
+                    && (wait_s == 0) && (!e_barrier || (wait_e == 0));
 
     assign wrom_addr = ld_start ? sched_ld[O_WADDR +: WAW] : ld_addr;
     wire rom_rd = ld_start || (ld_rows_left != 0);
@@ -225,7 +239,7 @@ module edgehls_sequencer #(
                     st_wr_rot <= sched_is[O_WRROT +: BW];
                     st_p_addr <= sched_is[O_PADDR +: PAW];
                 end
-                if (finished == 1'b0 && is_idx == NT_I && cyc == end_at) begin
+                if (finished == 1'b0 && is_idx == NT_I && wait_e == 0) begin
                     running <= 1'b0;
                     finished <= 1'b1;
                     cycles <= cyc + 32'd1;
@@ -238,24 +252,27 @@ module edgehls_sequencer #(
     always @(posedge clk) begin
         if (!rst_n || go) begin
             cyc <= 32'd0;
-            l_min_a <= 32'd0;
-            l_min_b <= 32'd0;
-            s_min <= 32'd0;
-            s_bar <= 32'd0;
-            end_at <= 32'd0;
+            wait_a <= {KW{1'b0}};
+            wait_b <= {KW{1'b0}};
+            wait_s <= {KW{1'b0}};
+            wait_e <= {KW{1'b0}};
             ld_idx <= 0;
             is_idx <= 0;
             ld_rows_left <= 0;
             m_left <= {MCW{1'b0}};
         end else if (running) begin
             cyc <= cyc + 32'd1;
+            if (wait_a != 0) wait_a <= wait_a - 1'b1;
+            if (wait_b != 0) wait_b <= wait_b - 1'b1;
+            if (wait_s != 0) wait_s <= wait_s - 1'b1;
+            if (wait_e != 0) wait_e <= wait_e - 1'b1;
             if (ld_start) begin
                 ld_addr <= sched_ld[O_WADDR +: WAW] + 1'b1;
                 ld_row <= (R > 1) ? 1 : 0;
                 ld_layer <= sched_ld[O_LAYER +: CSW];
                 ld_rows_left <= R1_32[RW:0];
                 ld_idx <= ld_idx + 1'b1;
-                l_min_a <= cyc + R;
+                wait_a <= R1_32[KW-1:0];  // R - 1: met R cycles after this one
             end else if (ld_rows_left != 0) begin
                 ld_addr <= ld_addr + 1'b1;
                 ld_row <= ld_row + 1'b1;
@@ -266,10 +283,9 @@ module edgehls_sequencer #(
                 is_idx <= is_idx + 1'b1;
                 m_left <= e_m - 1'b1;
                 wr_stride <= sched_is[O_WRSTRIDE +: AAW];
-                s_min <= cyc + e_period;
-                s_bar <= cyc + e_m32 + DRAIN - 1;
-                l_min_b <= cyc + 1 + C;
-                end_at <= cyc + e_m32 + DRAIN - 1;
+                wait_s <= e_period_m1[KW-1:0];
+                wait_e <= e_wait[KW-1:0];
+                wait_b <= C32[KW-1:0];
             end
         end
     end
