@@ -5,6 +5,7 @@ and route time, and the compiler's estimate beside Yosys's count (printed, never
     python bench/synth.py --designs digits_mlp resnet8 --pe 8x8 --targets ecp5
     python bench/synth.py --designs small_mlp --pe 2x2 4x4 --targets ecp5 xilinx --no-pnr
     python bench/synth.py --resume               # keep the rows already in --out, run the rest
+    python bench/synth.py --fit                  # least-squares estimate.COEF from --out's rows
 
 Rows go to OUT.json and OUT.md (default build/synth_table), rewritten after every run, so a
 long sweep can be stopped and resumed. Designs are compiled into build/synth_bench/.
@@ -98,11 +99,11 @@ def cannot_fit(est: dict, target: str) -> str | None:
     return f"estimate: {', '.join(over)} ({dev.part})" if over else None
 
 
-def row(design: str, pe: str, target: str, d: Path, pnr: bool) -> dict:
+def row(design: str, pe: str, target: str, d: Path, pnr: bool, skip: bool = True) -> dict:
     est = estimate.from_design(d, target)["total"]
     base = {"design": design, "pe": pe, "target": target,
             "est": {k: est[k] for k in ("lut", "ff", "dsp", "bram")}}
-    if why := cannot_fit(est, target):
+    if skip and (why := cannot_fit(est, target)):
         print(f"  skipped: {why}", file=sys.stderr)
         return {**base, "part": LARGEST[target].part, "fits": False, "note": why}
     try:
@@ -116,6 +117,44 @@ def row(design: str, pe: str, target: str, d: Path, pnr: bool) -> dict:
     return {**base, "part": r["part"], "fits": fits, "note": note,
             **{k: r[k] for k in ("lut", "ff", "dsp", "bram", "fmax_mhz", "synth_seconds",
                                  "pnr_seconds")}}
+
+
+LUT_FEATURES = ("adder", "mux", "rom", "fixed")   # soft_mult, lutram: structural weights
+FF_FEATURES = ("reg", "pe_reg", "fixed")
+
+
+def fit(rows: list[dict], work: Path) -> dict[str, dict[str, dict[str, float]]]:
+    """Non-negative least-squares weights for estimate.COEF from the measured rows (relative
+    error minimised, so small and large designs count alike); prints each row's new error."""
+    from scipy.optimize import nnls
+
+    coef: dict[str, dict[str, dict[str, float]]] = {}
+    for target in sorted({r["target"] for r in rows if "lut" in r}):
+        mine = [r for r in rows if r["target"] == target and "lut" in r]
+        hws = [json.loads((work / f"{r['design']}_{r['pe']}" / "manifest.json").read_text())
+               ["hw"] for r in mine]
+        feats = [estimate.features(hw, target) for hw in hws]
+        tot = [{k: sum(b.get(k, 0) for b in f.values()) for k in
+                set().union(*f.values())} for f in feats]
+        coef[target] = {}
+        for res, keys in (("lut", LUT_FEATURES), ("ff", FF_FEATURES)):
+            fixed = {k: v for k, v in estimate.COEF[target][res].items() if k not in keys}
+            pairs = list(zip(tot, mine, strict=True))
+            a = np.array([[f.get(k, 0) / r[res] for k in keys] for f, r in pairs])
+            b = np.array([1 - sum(w * f.get(k, 0) for k, w in fixed.items()) / r[res]
+                          for f, r in pairs])
+            w, _ = nnls(a, b)
+            fitted = {k: round(float(v), 3) for k, v in zip(keys, w, strict=True)}
+            coef[target][res] = {**fixed, **fitted}
+        print(f"{target}: {coef[target]}")
+        saved = estimate.COEF[target]
+        estimate.COEF[target] = coef[target]
+        for r, hw in zip(mine, hws, strict=True):
+            e = estimate.estimate(hw, target)["total"]
+            print(f"  {r['design']} {r['pe']}: LUT {e['lut']} / {r['lut']} "
+                  f"{err(e['lut'], r['lut'])}, FF {e['ff']} / {r['ff']} {err(e['ff'], r['ff'])}")
+        estimate.COEF[target] = saved
+    return coef
 
 
 def err(est: float, act: float | None) -> str:
@@ -166,10 +205,17 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "build/synth_table",
                     help="write OUT.json and OUT.md (default build/synth_table)")
     ap.add_argument("--resume", action="store_true", help="keep the rows already in OUT.json")
+    ap.add_argument("--fit", action="store_true",
+                    help="only fit estimate.COEF to the rows in OUT.json and print it")
+    ap.add_argument("--no-skip", action="store_true",
+                    help="run Yosys even where the estimate says the design cannot fit")
     ap.add_argument("--work", type=Path, default=ROOT / "build/synth_bench",
                     help="compile the designs here")
     a = ap.parse_args()
     rows: list[dict] = []
+    if a.fit:
+        fit(json.loads(a.out.with_suffix(".json").read_text()), a.work)
+        return
     if a.resume and a.out.with_suffix(".json").is_file():
         rows = json.loads(a.out.with_suffix(".json").read_text())
     done = {(r["design"], r["pe"], r["target"]) for r in rows}
@@ -187,7 +233,7 @@ def main() -> None:
             pipeline.compile_model(model, d, pipeline.Options(pe=(r, c), calib=calib,
                                                               samples=1), force=True)
             for target in todo:
-                rows.append(row(name, pe, target, d, not a.no_pnr))
+                rows.append(row(name, pe, target, d, not a.no_pnr, not a.no_skip))
                 print(table(rows[-1:]).splitlines()[-1], flush=True)
                 save(rows, a.out)
     print(table(rows))

@@ -104,11 +104,16 @@ def features(hw: dict[str, int], target: str) -> dict[str, dict[str, float]]:
     f: dict[str, dict[str, float]] = {b: {} for b in BLOCKS}
     n = R * C
     pe_dsp = mults(AW, WW, target)
-    f["array"] = {"pe_reg": n * (AW + 2 + 2 * WW + 2 * ACC), "adder": n * ACC, "mux": n * WW,
+    # a_o, a_first_o, w_shadow, w_active, p_o; edgehls_mult's input and product registers sit
+    # in the DSP block where there is one (ECP5: hw/ecp5/mult.v; Xilinx: AREG/BREG/MREG)
+    pe_reg = AW + 1 + 2 * WW + ACC + (0 if pe_dsp else 2 * (AW + WW))
+    f["array"] = {"pe_reg": n * pe_reg, "adder": n * ACC, "mux": n * WW,
                   "dsp": n * pe_dsp, "soft_mult": 0 if pe_dsp else n * AW * WW}
     prod = ACC + p.MB + 1
     tw = 1 + p.BW + p.AAW
-    post_dsp = mults(ACC, p.MB + 1, target)
+    # hw/postproc.v: 18 x 18 partial products, s[16:0] and s[ACC_W-1:17] by {0, mult}
+    post_dsp = (mults(18, p.MB + 1, target) + mults(ACC - 17, p.MB + 1, target) if ACC > 17
+                else mults(ACC, p.MB + 1, target))
     post_bram = in_bram(p.PDEPTH, p.PW, target)
     col_reg = (3 + p.MCW + 2 * ACC + tw) + (p.MB + p.SB + 2 * AW + tw) + (prod + p.SB + 2 * AW
                                                                            + tw) + AW + tw + 3

@@ -55,15 +55,16 @@ module edgehls_postproc #(
     localparam PW = ACC_W + MB + 1;   // exact product width
     localparam [SB-1:0] SH_ONE = 1;
 
-    // stage 1: bias (s and mult are registered as the multipliers' inputs, inside edgehls_mult,
-    // so that on ECP5 the registers sit in the MULT18X18D)
-    wire signed [ACC_W-1:0] s0 = in_acc + bias;
-    wire signed [MB:0]      mult0_s = {1'b0, mult};
+    // stage 1: bias
+    reg signed [ACC_W-1:0] s1;
+    reg        [MB-1:0]    mult1;
     reg        [SB-1:0]    shift1;
     reg signed [OUT_W-1:0] lo1, hi1;
     reg        [TW-1:0]    tag1;
 
     always @(posedge clk) begin
+        s1     <= in_acc + bias;
+        mult1  <= mult;
         shift1 <= shift;
         lo1    <= lo;
         hi1    <= hi;
@@ -71,24 +72,28 @@ module edgehls_postproc #(
     end
 
     // stage 2: multiply (signed x unsigned, as signed with a zero sign bit on mult), cut into
-    // partial products of at most 18 x 18 bits, each one DSP block with registered output;
-    // stage 2b adds them. (One wide multiply-and-add limited ECP5 to 86 MHz; the multipliers'
-    // registers in the fabric, 101 MHz.)
+    // partial products of at most 18 x 18 bits, each one DSP block with registered output
+    // (edgehls_mult: on ECP5 that register is inside the MULT18X18D); stage 2b adds them.
+    // (One wide multiply-and-add limited ECP5 to 86 MHz, the product registers in the fabric
+    // to 104 MHz.)
     localparam L = 17;                // low part: s1[L-1:0], unsigned
     reg        [SB-1:0]    shift2a, shift2;
     reg signed [OUT_W-1:0] lo2a, hi2a, lo2, hi2;
     reg        [TW-1:0]    tag2a, tag2;
     reg signed [PW-1:0]    prod2;
+    wire signed [MB:0]     mult1_s = {1'b0, mult1};
 
     generate
         if (ACC_W > L) begin : g_split
-            wire signed [L+MB+1:0]     p_lo;   // {0, s[L-1:0]} x mult
-            wire signed [ACC_W-L+MB:0] p_hi;   // s[ACC_W-1:L] x mult
-            edgehls_mult #(.AW(L + 1), .BW(MB + 1)) u_lo (
-                .clk(clk), .a({1'b0, s0[L-1:0]}), .b(mult0_s), .p(p_lo)
+            wire signed [L+MB+1:0]    p_lo;   // {0, s[L-1:0]} x mult
+            wire signed [ACC_W-L+MB:0] p_hi;  // s[ACC_W-1:L] x mult
+            wire signed [L:0]         s_lo = {1'b0, s1[L-1:0]};
+            wire signed [ACC_W-L-1:0] s_hi = s1[ACC_W-1:L];
+            edgehls_mult #(.AW(L + 1), .BW(MB + 1), .IN_REG(0)) u_lo (
+                .clk(clk), .a(s_lo), .b(mult1_s), .p(p_lo)
             );
-            edgehls_mult #(.AW(ACC_W - L), .BW(MB + 1)) u_hi (
-                .clk(clk), .a(s0[ACC_W-1:L]), .b(mult0_s), .p(p_hi)
+            edgehls_mult #(.AW(ACC_W - L), .BW(MB + 1), .IN_REG(0)) u_hi (
+                .clk(clk), .a(s_hi), .b(mult1_s), .p(p_hi)
             );
             always @(posedge clk) begin
                 prod2 <= ($signed({{(PW-(ACC_W-L+MB+1)){p_hi[ACC_W-L+MB]}}, p_hi}) <<< L)
@@ -96,8 +101,8 @@ module edgehls_postproc #(
             end
         end else begin : g_one
             wire signed [PW-1:0] p;
-            edgehls_mult #(.AW(ACC_W), .BW(MB + 1)) u_one (
-                .clk(clk), .a(s0), .b(mult0_s), .p(p)
+            edgehls_mult #(.AW(ACC_W), .BW(MB + 1), .IN_REG(0)) u_one (
+                .clk(clk), .a(s1), .b(mult1_s), .p(p)
             );
             always @(posedge clk) begin
                 prod2 <= p;

@@ -1,9 +1,10 @@
 `timescale 1ns/1ps
 `default_nettype none
 // edgehls_mult, ECP5 version: the same module as hw/mult.v (signed multiplier, registered
-// inputs, registered product: p = a * b of the values presented two edges earlier), with all
-// three registers inside one MULT18X18D (REG_INPUTA, REG_INPUTB and REG_OUTPUT on CLK0; no
-// pipeline register) when both operands fit 18 bits; wider operands use the generic code.
+// product, inputs registered when IN_REG = 1: p = a * b of the values presented 1 + IN_REG
+// edges earlier), with its registers inside one MULT18X18D (REG_OUTPUT, and REG_INPUTA/B when
+// IN_REG = 1, on CLK0; no pipeline register) when both operands fit 18 bits; wider operands use
+// the generic code.
 //
 // Only `edgehls synth --target ecp5` reads this file (in place of hw/mult.v): Yosys maps an
 // inferred multiply to a combinational MULT18X18D and leaves its registers in the fabric, so the
@@ -12,12 +13,14 @@
 // each other (with a register-accurate MULT18X18D model, tests/hw/ecp5_mult18x18d.v).
 //
 // Parameters:
-//   AW  width of a (signed)
-//   BW  width of b (signed)
+//   AW     width of a (signed)
+//   BW     width of b (signed)
+//   IN_REG 1: register a and b here; 0: a and b come from registers
 /* verilator lint_off DECLFILENAME */  // files are named after the block, modules edgehls_*
 module edgehls_mult #(
     parameter AW = 9,
-    parameter BW = 8
+    parameter BW = 8,
+    parameter IN_REG = 1
 ) (
     input  wire                    clk,
     input  wire signed [AW-1:0]    a,
@@ -33,8 +36,8 @@ module edgehls_mult #(
             wire [35:0] p_x;
             /* verilator lint_on UNUSEDSIGNAL */
             MULT18X18D #(
-                .REG_INPUTA_CLK("CLK0"),
-                .REG_INPUTB_CLK("CLK0"),
+                .REG_INPUTA_CLK(IN_REG != 0 ? "CLK0" : "NONE"),
+                .REG_INPUTB_CLK(IN_REG != 0 ? "CLK0" : "NONE"),
                 .REG_OUTPUT_CLK("CLK0"),
                 .GSR("DISABLED"),
                 .RESETMODE("SYNC")
@@ -61,7 +64,7 @@ module edgehls_mult #(
                 .CLK0(clk), .CE0(1'b1), .RST0(1'b0)
             );
             always @(*) p = p_x[AW+BW-1:0];
-        end else begin : g_fabric
+        end else if (IN_REG != 0) begin : g_fabric
             reg signed [AW-1:0] a_r;
             reg signed [BW-1:0] b_r;
             always @(posedge clk) begin
@@ -69,6 +72,8 @@ module edgehls_mult #(
                 b_r <= b;
                 p <= a_r * b_r;
             end
+        end else begin : g_fabric_no_in_reg
+            always @(posedge clk) p <= a * b;
         end
     endgenerate
 endmodule

@@ -16,10 +16,11 @@ WIDTHS = [(9, 8), (18, 18), (17, 16), (1, 1), (19, 8), (8, 24)]  # the last two:
 
 
 @pytest.mark.parametrize("impl", sorted(IMPLS))
+@pytest.mark.parametrize("in_reg", [1, 0])
 @pytest.mark.parametrize("aw,bw", WIDTHS, ids=[f"{a}x{b}" for a, b in WIDTHS])
-def test_mult(impl: str, aw: int, bw: int, tmp_path: Path) -> None:
+def test_mult(impl: str, in_reg: int, aw: int, bw: int, tmp_path: Path) -> None:
     run_cocotb("edgehls_mult", IMPLS[impl], "tb_mult", tmp_path / "build",
-               parameters={"AW": aw, "BW": bw}, seed=99)
+               parameters={"AW": aw, "BW": bw, "IN_REG": in_reg}, seed=99)
 
 
 @pytest.mark.parametrize("params", [{"R": 3, "C": 4}, {"R": 2, "C": 2, "AW": 17, "WW": 16,
