@@ -136,6 +136,10 @@ module edgehls_sequencer #(
     reg  [31:0] cyc;
     reg  [KW-1:0] wait_a, wait_b, wait_s, wait_e;
     reg  [SAW:0] ld_idx, is_idx;
+    // ld_more = (ld_idx < NT_I), is_more = (is_idx < NT_I), ld_ahead = (ld_idx > is_idx),
+    // registered beside the indices (the loader is never more than one tile ahead:
+    // ld_idx - is_idx is 0 or 1), so that no index compare sits in front of ld_start / is_start
+    reg          ld_more, is_more, ld_ahead;
     reg  [RW:0]  ld_rows_left;
     reg  [WAW-1:0] ld_addr;
     reg  [RW-1:0]  ld_row;
@@ -155,8 +159,8 @@ module edgehls_sequencer #(
                        && (iw < $signed({2'b00, iw_n}));
     wire [DW-1:0] ow_n = ltab[L_OW +: DW];
 
-    assign sched_addr_ld = (ld_idx < NT_I) ? ld_idx[SAW-1:0] : {SAW{1'b0}};
-    assign sched_addr_is = (is_idx < NT_I) ? is_idx[SAW-1:0] : {SAW{1'b0}};
+    assign sched_addr_ld = ld_more ? ld_idx[SAW-1:0] : {SAW{1'b0}};
+    assign sched_addr_is = is_more ? is_idx[SAW-1:0] : {SAW{1'b0}};
 
     wire [MCW-1:0] e_m = sched_is[O_M +: MCW];
     wire           e_barrier = sched_is[O_BARRIER];
@@ -167,10 +171,8 @@ module edgehls_sequencer #(
     wire [31:0]    e_wait = e_m32 + DRAIN32 - 32'd2;
     /* verilator lint_on UNUSEDSIGNAL */
 
-    wire ld_start = running && (ld_idx < NT_I) && (wait_a == 0) && (wait_b == 0)
-                    && (is_idx == ld_idx);
-    wire is_start = running && (is_idx < NT_I)
-                    && ((ld_idx > is_idx) || (ld_start && (ld_idx == is_idx)))
+    wire ld_start = running && ld_more && (wait_a == 0) && (wait_b == 0) && !ld_ahead;
+    wire is_start = running && is_more && (ld_ahead || ld_start)
                     && (wait_s == 0) && (!e_barrier || (wait_e == 0));
 
     assign wrom_addr = ld_start ? sched_ld[O_WADDR +: WAW] : ld_addr;
@@ -239,7 +241,7 @@ module edgehls_sequencer #(
                     st_wr_rot <= sched_is[O_WRROT +: BW];
                     st_p_addr <= sched_is[O_PADDR +: PAW];
                 end
-                if (finished == 1'b0 && is_idx == NT_I && wait_e == 0) begin
+                if (finished == 1'b0 && !is_more && wait_e == 0) begin
                     running <= 1'b0;
                     finished <= 1'b1;
                     cycles <= cyc + 32'd1;
@@ -258,6 +260,9 @@ module edgehls_sequencer #(
             wait_e <= {KW{1'b0}};
             ld_idx <= 0;
             is_idx <= 0;
+            ld_more <= (NT_I != 0);
+            is_more <= (NT_I != 0);
+            ld_ahead <= 1'b0;
             ld_rows_left <= 0;
             m_left <= {MCW{1'b0}};
         end else if (running) begin
@@ -272,15 +277,18 @@ module edgehls_sequencer #(
                 ld_layer <= sched_ld[O_LAYER +: CSW];
                 ld_rows_left <= R1_32[RW:0];
                 ld_idx <= ld_idx + 1'b1;
+                ld_more <= (ld_idx + 1'b1 != NT_I);
                 wait_a <= R1_32[KW-1:0];  // R - 1: met R cycles after this one
             end else if (ld_rows_left != 0) begin
                 ld_addr <= ld_addr + 1'b1;
                 ld_row <= ld_row + 1'b1;
                 ld_rows_left <= ld_rows_left - 1'b1;
             end
+            if (ld_start != is_start) ld_ahead <= ld_start;  // both: the same tile, still even
             if (m_left != 0) m_left <= m_left - 1'b1;
             if (is_start) begin
                 is_idx <= is_idx + 1'b1;
+                is_more <= (is_idx + 1'b1 != NT_I);
                 m_left <= e_m - 1'b1;
                 wr_stride <= sched_is[O_WRSTRIDE +: AAW];
                 wait_s <= e_period_m1[KW-1:0];
