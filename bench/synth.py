@@ -123,14 +123,26 @@ LUT_FEATURES = ("adder", "mux", "rom", "fixed")   # soft_mult, lutram: structura
 FF_FEATURES = ("reg", "pe_reg", "fixed")
 
 
+def minimax(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Non-negative w minimising max |a w - b| (a linear program)."""
+    from scipy.optimize import linprog
+
+    n = a.shape[1]
+    ones = np.ones((len(b), 1))
+    res = linprog(np.r_[np.zeros(n), 1.0], A_ub=np.block([[a, -ones], [-a, -ones]]),
+                  b_ub=np.r_[b, -b], bounds=[(0, None)] * (n + 1), method="highs")
+    return res.x[:n]
+
+
 def fit(rows: list[dict], work: Path) -> dict[str, dict[str, dict[str, float]]]:
-    """Non-negative least-squares weights for estimate.COEF from the measured rows (relative
-    error minimised, so small and large designs count alike); prints each row's new error."""
-    from scipy.optimize import nnls
+    """Non-negative weights for estimate.COEF minimising the largest relative error over the
+    measured rows, except arrays with all-zero columns (Yosys removes their PEs: the estimate
+    is an upper bound there); prints each row's new error."""
 
     coef: dict[str, dict[str, dict[str, float]]] = {}
     for target in sorted({r["target"] for r in rows if "lut" in r}):
-        mine = [r for r in rows if r["target"] == target and "lut" in r]
+        mine = [r for r in rows if r["target"] == target and "lut" in r
+                and r["dsp"] >= r["est"]["dsp"]]
         hws = [json.loads((work / f"{r['design']}_{r['pe']}" / "manifest.json").read_text())
                ["hw"] for r in mine]
         feats = [estimate.features(hw, target) for hw in hws]
@@ -143,7 +155,7 @@ def fit(rows: list[dict], work: Path) -> dict[str, dict[str, dict[str, float]]]:
             a = np.array([[f.get(k, 0) / r[res] for k in keys] for f, r in pairs])
             b = np.array([1 - sum(w * f.get(k, 0) for k, w in fixed.items()) / r[res]
                           for f, r in pairs])
-            w, _ = nnls(a, b)
+            w = minimax(a, b)
             fitted = {k: round(float(v), 3) for k, v in zip(keys, w, strict=True)}
             coef[target][res] = {**fixed, **fitted}
         print(f"{target}: {coef[target]}")
