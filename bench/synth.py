@@ -5,7 +5,8 @@ and route time, and the compiler's estimate beside Yosys's count (printed, never
     python bench/synth.py --designs digits_mlp resnet8 --pe 8x8 --targets ecp5
     python bench/synth.py --designs small_mlp --pe 2x2 4x4 --targets ecp5 xilinx --no-pnr
     python bench/synth.py --resume               # keep the rows already in --out, run the rest
-    python bench/synth.py --fit                  # least-squares estimate.COEF from --out's rows
+    python bench/synth.py --fit                  # fit estimate.COEF to --out's rows
+    python bench/synth.py --reestimate           # the estimate columns from today's estimate
 
 Rows go to OUT.json and OUT.md (default build/synth_table), rewritten after every run, so a
 long sweep can be stopped and resumed. Designs are compiled into build/synth_bench/.
@@ -219,6 +220,9 @@ def main() -> None:
     ap.add_argument("--resume", action="store_true", help="keep the rows already in OUT.json")
     ap.add_argument("--fit", action="store_true",
                     help="only fit estimate.COEF to the rows in OUT.json and print it")
+    ap.add_argument("--reestimate", action="store_true",
+                    help="only recompute the estimate columns of OUT.json's rows (after a "
+                    "re-fit) from the designs in --work, and rewrite the table")
     ap.add_argument("--no-skip", action="store_true",
                     help="run Yosys even where the estimate says the design cannot fit")
     ap.add_argument("--work", type=Path, default=ROOT / "build/synth_bench",
@@ -227,6 +231,14 @@ def main() -> None:
     rows: list[dict] = []
     if a.fit:
         fit(json.loads(a.out.with_suffix(".json").read_text()), a.work)
+        return
+    if a.reestimate:
+        rows = json.loads(a.out.with_suffix(".json").read_text())
+        for r in rows:
+            est = estimate.from_design(a.work / f"{r['design']}_{r['pe']}", r["target"])
+            r["est"] = {k: est["total"][k] for k in ("lut", "ff", "dsp", "bram")}
+        save(rows, a.out)
+        print(table(rows))
         return
     if a.resume and a.out.with_suffix(".json").is_file():
         rows = json.loads(a.out.with_suffix(".json").read_text())

@@ -190,10 +190,10 @@ module edgehls_sequencer #(
             w_load <= rom_rd;
             w_row <= ld_start ? {RW{1'b0}} : ld_row;
             w_layer <= ld_start ? sched_ld[O_LAYER +: CSW] : ld_layer;
-            if (go) begin
-                running <= 1'b1;
-                st_valid <= 1'b0;
-            end else if (running) begin
+            // `go` only comes while the sequencer is idle (the core starts a run after the last
+            // one finished), so it is tested apart from `running`: kept out of the enables of
+            // the step registers below (on ECP5 its fan-out was on the critical path)
+            if (running) begin
                 // the step pipeline: continue the current tile
                 if (m_left != 0) begin
                     st_valid <= 1'b1;
@@ -246,6 +246,10 @@ module edgehls_sequencer #(
                     finished <= 1'b1;
                     cycles <= cyc + 32'd1;
                 end
+            end
+            if (go) begin
+                running <= 1'b1;
+                st_valid <= 1'b0;
             end
         end
     end

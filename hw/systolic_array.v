@@ -12,10 +12,13 @@
 // set of a_i * W[i][j], W being the weights active at that step. A step whose in_first is set
 // uses, and makes active, the shadow weights loaded before it (per PE, as it passes).
 //
-// Weight loading: while w_load is high, the shadow weights of the C PEs of row w_row take w_data
-// at the rising edge (one row per cycle; a w_row >= R loads nothing). Loading row i for the next
-// tile is safe from the cycle the current tile's first step reaches PE(i,C-1) (cycle T+i+C-1,
-// that edge included) up to the cycle before the next tile's first step enters row i.
+// Weight loading: w_load, w_row and w_data are registered where they enter (the weight ROM's
+// block-RAM read, slow on ECP5, then has a cycle to itself and the broadcast to the R rows
+// another). While w_load is high during cycle t, the shadow weights of the C PEs of row w_row
+// take w_data at the rising edge ending cycle t+1 (one row per cycle; a w_row >= R loads
+// nothing). Presenting row i's load for the next tile is safe from cycle T+i+C-2 (its write
+// then meets the current tile's first step at PE(i,C-1), which takes the old shadow) up to two
+// cycles before the next tile's first step enters row i.
 //
 // Wiring uses net arrays, not one flattened vector with part-selects (Icarus runs ~40x slower
 // on the latter; synthesis gives the same netlist).
@@ -56,6 +59,16 @@ module edgehls_systolic_array #(
     /* verilator lint_on UNUSEDSIGNAL */
     wire [ACC_W-1:0] p_net [0:NP-1];
     wire [R-1:0]     row_load;
+    reg              w_load_r;
+    reg  [RW-1:0]    w_row_r;
+    reg  [C*WW-1:0]  w_data_r;
+
+    always @(posedge clk) begin
+        if (!rst_n) w_load_r <= 1'b0;
+        else        w_load_r <= w_load;
+        w_row_r  <= w_row;
+        w_data_r <= w_data;
+    end
 
     genvar i, j;
     generate
@@ -63,7 +76,7 @@ module edgehls_systolic_array #(
             localparam [RW-1:0] ROW = i;
             assign a_net[i*(C+1)] = in_valid[i] ? in_data[i*AW +: AW] : {AW{1'b0}};
             assign f_net[i*(C+1)] = in_first[i];
-            assign row_load[i]    = w_load && (w_row == ROW);
+            assign row_load[i]    = w_load_r && (w_row_r == ROW);
 
             for (j = 0; j < C; j = j + 1) begin : g_col
                 edgehls_pe #(
@@ -80,7 +93,7 @@ module edgehls_systolic_array #(
                     .p_in(p_net[i*C+j]),
                     .p_o(p_net[(i+1)*C+j]),
                     .w_load(row_load[i]),
-                    .w_data(w_data[j*WW +: WW])
+                    .w_data(w_data_r[j*WW +: WW])
                 );
             end
         end
