@@ -30,8 +30,18 @@ module edgehls_mult #(
     generate
         if (AW <= 18 && BW <= 18) begin : g_dsp
             // operands sign-extended to 18 bits; the 36-bit product's low AW+BW bits are exact
-            wire signed [17:0] a_x = a;
-            wire signed [17:0] b_x = b;
+            wire [17:0] a_x;
+            wire [17:0] b_x;
+            if (AW < 18) begin : g_sext_a
+                assign a_x = {{(18 - AW){a[AW-1]}}, a};
+            end else begin : g_a
+                assign a_x = a;
+            end
+            if (BW < 18) begin : g_sext_b
+                assign b_x = {{(18 - BW){b[BW-1]}}, b};
+            end else begin : g_b
+                assign b_x = b;
+            end
             /* verilator lint_off UNUSEDSIGNAL */  // the product's top bits repeat its sign
             wire [35:0] p_x;
             /* verilator lint_on UNUSEDSIGNAL */

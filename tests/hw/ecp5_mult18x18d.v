@@ -10,6 +10,8 @@
 //   CLK0's rising edge, enabled by CE0 and synchronously cleared by RST0 (RESETMODE "SYNC";
 //   every *_CE / *_RST parameter must keep its default, CE0 / RST0);
 //   the C port, SOURCEA / SOURCEB (shift-chain inputs) must be tied to 0.
+/* verilator lint_off DECLFILENAME */  // named after the vendor primitive it models
+/* verilator lint_off UNUSEDPARAM */   // GSR: no global set/reset in simulation
 module MULT18X18D #(
     parameter REG_INPUTA_CLK = "NONE",
     parameter REG_INPUTB_CLK = "NONE",
@@ -53,7 +55,9 @@ module MULT18X18D #(
     wire        sb = REG_INPUTB_CLK == "NONE" ? SIGNEDB : sb_q;
     wire signed [18:0] a_x = {sa & a_u[17], a_u};
     wire signed [18:0] b_x = {sb & b_u[17], b_u};
+    /* verilator lint_off UNUSEDSIGNAL */  // a 19 x 19 product: the top 2 bits repeat the sign
     wire signed [37:0] m_full = a_x * b_x;
+    /* verilator lint_on UNUSEDSIGNAL */
     wire [35:0] m = m_full[35:0];
     wire [35:0] m_u = REG_PIPELINE_CLK == "NONE" ? m : m_q;
     wire [35:0] p = REG_OUTPUT_CLK == "NONE" ? m_u : p_q;
