@@ -269,7 +269,8 @@ def place_route(design: Path, cmd: list[str], target: str, progress: Progress) -
     if rc != 0:
         errors = [ln for ln in text.splitlines() if ln.startswith("ERROR")]
         msg = errors[-1] if errors else f"exit status {rc}"
-        if re.search(r"(does not fit|too many|only has|Unable to place|Failed to route)", msg):
+        if re.search(r"(does not fit|too many|only has|Unable to place|Failed to route|"
+                     r"Failed to expand region)", msg):
             raise FitError(f"the design does not fit: {msg} (see {logfile}); choose a larger "
                            "--part")
         raise SynthError(f"nextpnr failed: {msg} (see {logfile})")
