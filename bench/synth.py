@@ -185,7 +185,8 @@ def table(rows: list[dict]) -> str:
                        f"({e['lut']}) | ({e['ff']}) | ({e['dsp']}) | ({e['bram']}) | "
                        f"does not fit: {r['note']} | - | - |")
             continue
-        fmax = f"does not fit: {r['note']}" if not r["fits"] else (
+        note = r.get("note", "").split(" (see ")[0].removeprefix("ERROR: ")
+        fmax = f"does not fit: {note}" if not r["fits"] else (
             "-" if r["fmax_mhz"] is None else f"{r['fmax_mhz']:.1f}")
         pnr = "-" if r["pnr_seconds"] is None else format(r["pnr_seconds"], ".0f")
         out.append(
