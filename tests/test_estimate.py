@@ -34,6 +34,18 @@ def test_bram_configurations():
     assert estimate.bram_blocks(488, 64, "xilinx") == 1    # RAMB36 512x72
     assert estimate.bram_blocks(952, 16, "xilinx") == 0.5  # one RAMB18
     assert estimate.bram_blocks(100, 16, "ice40") == 1
+    # deep memories take the cheapest configuration, not the widest that holds the depth
+    assert estimate.bram_blocks(23728, 32, "ecp5") == 47   # 512x36, 47 deep
+    assert estimate.bram_blocks(13312, 9, "ecp5") == 7     # 2048x9
+    assert estimate.bram_blocks(13312, 9, "xilinx") == 3.5  # 7 RAMB18 2048x9
+
+
+def test_resnet8_block_rams_against_yosys():
+    # ResNet-8 (tests/cnn_models.py) at 4x4, Yosys 0.70: 85 DP16KD; 71 RAMB18E1 + 4 RAMB36E1
+    hw = {"R": 4, "C": 4, "B": 4, "AW": 9, "WW": 8, "ACC_W": 27, "ADEPTH": 13312,
+          "MDEPTH": 1024, "NT": 5932, "WDEPTH": 23728, "PDEPTH": 131}
+    assert abs(estimate.estimate(hw, "ecp5")["total"]["bram"] - 85) <= 0.25 * 85
+    assert abs(estimate.estimate(hw, "xilinx")["total"]["bram"] - 39.5) <= 0.25 * 39.5
 
 
 def test_mults():
