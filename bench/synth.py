@@ -238,6 +238,8 @@ def main() -> None:
         for r in rows:
             est = estimate.from_design(a.work / f"{r['design']}_{r['pe']}", r["target"])
             r["est"] = {k: est["total"][k] for k in ("lut", "ff", "dsp", "bram")}
+            if "lut" not in r:  # skipped on the estimate: say why by today's estimate
+                r["note"] = cannot_fit(r["est"], r["target"]) or "estimate now fits: rerun"
         save(rows, a.out)
         print(table(rows))
         return
