@@ -20,7 +20,10 @@ from edgehls.tiler import Schedule
 TOP = "edgehls_top"
 HW_FILES = ("pe.v", "systolic_array.v", "postproc.v", "skid_buffer.v", "fifo.v", "ram_sdp.v",
             "rom.v", "rom_async.v", "table.v", "codebook.v", "sparse_decoder.v", "column.v",
-            "sequencer.v", "core.v")
+            "sequencer.v", "core.v", "mult.v")
+# target-specific versions of HW_FILES modules (hw/<target>/<name> -> rtl/<target>/edgehls_<name>,
+# not in filelist.f): that target's synthesis flow reads them instead (edgehls.synth.target_rtl)
+TARGET_FILES = {"ecp5": ("mult.v",)}
 CORE_PARAMS = ("R", "C", "B", "AW", "WW", "ACC_W", "ADEPTH", "MDEPTH", "NT", "WDEPTH", "PDEPTH",
                "MB", "SB", "IN_BITS", "IN_TW", "IN_M", "IN_K", "OUT_TW", "OUT_M", "OUT_N",
                "OUT_BASE", "IN_BASE", "CSW", "DW", "STW", "LTW")
@@ -81,6 +84,10 @@ def write(g: ir.Graph, s: Schedule, p: HwParams, out: Path, source: str,
     rom.mkdir(parents=True, exist_ok=True)
     for name in HW_FILES:
         (rtl / f"edgehls_{name}").write_text(hw_source(name))
+    for target, names in sorted(TARGET_FILES.items()):
+        (rtl / target).mkdir(exist_ok=True)
+        for name in names:
+            (rtl / target / f"edgehls_{name}").write_text(hw_source(f"{target}/{name}"))
     top = env.get_template("top.v.j2").render(
         version=edgehls.__version__, source=source, top=TOP, params=params,
         core_params=[(k, v) for k, v in params if k in CORE_PARAMS + ("NEG", "NLUT", "LIW")],

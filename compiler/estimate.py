@@ -5,12 +5,17 @@ The model has two layers, kept apart so that a change of hw/ needs only a re-fit
 - ``features``: what the RTL holds, counted from the hardware parameters (manifest.json "hw"):
   register bits, adder bits, multiplexer inputs, ROM bits, multipliers and memories per block.
   Multipliers and memories are mapped exactly as Yosys maps them (MULT18X18D 18x18, DSP48E1
-  25x18; DP16KD 18 Kb and RAMB36E1 36 Kb in their widest configuration for the depth; small or
+  25x18; DP16KD, RAMB18E1/RAMB36E1 in the cheapest configuration for depth x width; small or
   asynchronous memories in LUTs), so DSP and BRAM are counts, not fits.
-- ``COEF``: per target and resource, one weight per feature, least-squares fitted against Yosys
-  0.23 (`edgehls synth --no-pnr`) on the digits MLP at 2x2, 4x4, 8x8, 16x16 and a [16, 12, 4]
-  MLP at 2x2..16x16 (`bench/synth.py --small --json`). Targets without measurements (ice40,
-  generic) reuse ecp5's LUT4 weights, with multipliers in LUTs (iCE40 HX has no DSP).
+- ``COEF``: per target and resource, one non-negative weight per feature, fitted (largest
+  relative error minimised) against YoWASP Yosys 0.70 (`edgehls synth --no-pnr`) on the digits
+  MLP and a [16, 12, 4] MLP at 2x2, 4x4, 8x8, 16x16 (`bench/synth.py --designs small_mlp
+  digits_mlp --pe 2x2 4x4 8x8 16x16 --targets ecp5 xilinx --no-pnr --no-skip --out
+  build/synth_fit`, then `--fit`): within 13 % of every one of them; tests/test_estimate.py
+  keeps the digits figures. Arrays with all-zero columns (the small MLP at 16x16) are left out:
+  Yosys removes PEs whose weights are all zero, so the estimate is an upper bound there.
+  Targets without measurements (ice40, generic) reuse ecp5's LUT4 weights, with multipliers
+  in LUTs (iCE40 HX has no DSP).
 
 Units follow edgehls.synth: ecp5 LUT = LUT4 + 2 per CCU2C + 2 per TRELLIS_DPR16X4; xilinx LUT =
 LUT1-6 plus LUT RAM sites; xilinx BRAM in RAMB36 tiles (a RAMB18 is 0.5).
@@ -33,14 +38,14 @@ BLOCKS = ("array", "columns", "buffers", "weight_rom", "sequencer")
 # (LUT-resource weights, FF weights) per feature; fitted, see the module docstring
 COEF: dict[str, dict[str, dict[str, float]]] = {
     "ecp5": {
-        "lut": {"adder": 2.376, "mux": 0.0, "rom": 0.085, "soft_mult": 1.0, "lutram": 2.0,
-                "fixed": 1016.0},
-        "ff": {"reg": 0.669, "pe_reg": 0.873, "fixed": 307.0},
+        "lut": {"adder": 0.767, "mux": 0.45, "rom": 0.0, "soft_mult": 1.0, "lutram": 2.0,
+                "fixed": 1446.0},
+        "ff": {"reg": 0.979, "pe_reg": 0.854, "fixed": 271.0},
     },
     "xilinx": {
-        "lut": {"adder": 0.527, "mux": 0.397, "rom": 0.06, "soft_mult": 1.0, "lutram": 1.0,
-                "fixed": 588.0},
-        "ff": {"reg": 0.382, "pe_reg": 0.868, "fixed": 331.0},
+        "lut": {"adder": 0.642, "mux": 0.0, "rom": 0.08, "soft_mult": 1.0, "lutram": 1.0,
+                "fixed": 732.0},
+        "ff": {"reg": 0.59, "pe_reg": 0.46, "fixed": 282.0},
     },
 }
 COEF["ice40"] = COEF["ecp5"]
@@ -64,23 +69,23 @@ def mults(a: int, b: int, target: str) -> int:
 
 
 def bram_blocks(depth: int, width: int, target: str) -> float:
-    """Block RAMs for a depth x width memory in the widest configuration that holds the depth."""
-    if target == "ecp5":  # DP16KD: 512x36 .. 16Kx1
-        configs = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
-    elif target == "xilinx":  # RAMB36E1 simple dual port 512x72 .. 32Kx1; RAMB18 = 0.5
-        configs = ((512, 72), (1024, 36), (2048, 18), (4096, 9), (8192, 4), (16384, 2),
-                   (32768, 1))
-    elif target == "ice40":  # SB_RAM40_4K: 256x16 .. 2048x2
-        configs = ((256, 16), (512, 8), (1024, 4), (2048, 2))
+    """Block RAMs for a depth x width memory: the cheapest configuration, each block holding
+    depth d x width w (ECP5 DP16KD 512x36 .. 16Kx1; Xilinx RAMB36E1 512x72 .. 32Kx1 = 1 and
+    RAMB18E1 512x36 .. 16Kx1 = 0.5; iCE40 SB_RAM40_4K 256x16 .. 2048x2)."""
+    if target == "ecp5":
+        configs = [(512, 36, 1.0), (1024, 18, 1.0), (2048, 9, 1.0), (4096, 4, 1.0),
+                   (8192, 2, 1.0), (16384, 1, 1.0)]
+    elif target == "xilinx":
+        configs = [(512, 72, 1.0), (1024, 36, 1.0), (2048, 18, 1.0), (4096, 9, 1.0),
+                   (8192, 4, 1.0), (16384, 2, 1.0), (32768, 1, 1.0),
+                   (512, 36, 0.5), (1024, 18, 0.5), (2048, 9, 0.5), (4096, 4, 0.5),
+                   (8192, 2, 0.5), (16384, 1, 0.5)]
+    elif target == "ice40":
+        configs = [(256, 16, 1.0), (512, 8, 1.0), (1024, 4, 1.0), (2048, 2, 1.0)]
     else:
         return 0
-    for d, w in configs:
-        if depth <= d:
-            n = math.ceil(width / w)
-            if target == "xilinx" and n == 1 and depth * width <= 18432 and depth <= 1024:
-                return 0.5  # fits one RAMB18E1
-            return n
-    return math.ceil(depth / configs[-1][0]) * width
+    best = min(math.ceil(depth / d) * math.ceil(width / w) * cost for d, w, cost in configs)
+    return int(best) if float(best).is_integer() else best
 
 
 def lutram_cells(depth: int, width: int, target: str) -> float:
@@ -104,11 +109,16 @@ def features(hw: dict[str, int], target: str) -> dict[str, dict[str, float]]:
     f: dict[str, dict[str, float]] = {b: {} for b in BLOCKS}
     n = R * C
     pe_dsp = mults(AW, WW, target)
-    f["array"] = {"pe_reg": n * (AW + 2 + 2 * WW + 2 * ACC), "adder": n * ACC, "mux": n * WW,
+    # a_o, a_first_o, w_shadow, w_active, p_o; edgehls_mult's input and product registers sit
+    # in the DSP block where there is one (ECP5: hw/ecp5/mult.v; Xilinx: AREG/BREG/MREG)
+    pe_reg = AW + 1 + 2 * WW + ACC + (0 if pe_dsp else 2 * (AW + WW))
+    f["array"] = {"pe_reg": n * pe_reg, "adder": n * ACC, "mux": n * WW,
                   "dsp": n * pe_dsp, "soft_mult": 0 if pe_dsp else n * AW * WW}
     prod = ACC + p.MB + 1
     tw = 1 + p.BW + p.AAW
-    post_dsp = mults(ACC, p.MB + 1, target)
+    # hw/postproc.v: 18 x 18 partial products, s[16:0] and s[ACC_W-1:17] by {0, mult}
+    post_dsp = (mults(18, p.MB + 1, target) + mults(ACC - 17, p.MB + 1, target) if ACC > 17
+                else mults(ACC, p.MB + 1, target))
     post_bram = in_bram(p.PDEPTH, p.PW, target)
     col_reg = (3 + p.MCW + 2 * ACC + tw) + (p.MB + p.SB + 2 * AW + tw) + (prod + p.SB + 2 * AW
                                                                            + tw) + AW + tw + 3
@@ -127,7 +137,7 @@ def features(hw: dict[str, int], target: str) -> dict[str, dict[str, float]]:
         f["columns"]["mux"] += C * AW
         f["columns"]["rom"] += 0 if lut_bram else C * AW * math.ceil(p.LUT_DEPTH / k)
         f["columns"]["bram"] += C * bram_blocks(p.LUT_DEPTH, AW, target) if lut_bram else 0
-    banks, ctw = 2 * B, 3 + p.MCW + p.AAW + p.BW + p.CCW + p.PAW
+    banks, ctw = B, 3 + p.MCW + p.AAW + p.BW + p.CCW + p.PAW  # one memory of B banks
     act_bram = in_bram(p.ADEPTH, AW, target)
     f["buffers"] = {
         "reg": R * AW + R * (R - 1) // 2 * (AW + 2) + (R + C + 1) * (ctw + 1),

@@ -3,7 +3,9 @@ where an open tool exists (nextpnr-ecp5, nextpnr-ice40), with resources and Fmax
 DIR/synth/<target>.json and a "## Synthesis (<target>)" section of DIR/report.md.
 
 Contract:
-- Yosys runs in the design directory on its filelist.f (ROM $readmemh paths are relative to it);
+- Yosys runs in the design directory on its filelist.f (ROM $readmemh paths are relative to it),
+  with the target's own version of a module where codegen.TARGET_FILES names one (ECP5:
+  edgehls_mult with its registers inside the MULT18X18D);
   script, log and netlist are DIR/synth/<target>.{ys,log,json}; nextpnr's log DIR/synth/
   <target>_pnr.log.
 - Resources are counted from Yosys `stat` of the flattened top, in the target's own units
@@ -198,10 +200,24 @@ def last_step(logfile: Path) -> str:
     return ""
 
 
+def target_rtl(design: Path, target: str) -> list[str]:
+    """filelist.f with the target's own version of a module where it has one (codegen.
+    TARGET_FILES: on ECP5 edgehls_mult with its registers inside the MULT18X18D)."""
+    from edgehls.codegen import TARGET_FILES
+
+    subst = {f"rtl/edgehls_{n}": f"rtl/{target}/edgehls_{n}" for n in TARGET_FILES.get(target, ())}
+    rtl = [subst.get(f, f) for f in (design / "filelist.f").read_text().split()]
+    missing = [f for f in rtl if not (design / f).is_file()]
+    if missing:
+        raise OptionError(f"{design} lacks {', '.join(missing)}: compiled by an older edgehls? "
+                          "run `edgehls compile ... --force` again")
+    return rtl
+
+
 def yosys_script(design: Path, target: str) -> str:
     from edgehls.codegen import environment  # codegen owns the one Jinja2 Environment
 
-    rtl = (design / "filelist.f").read_text().split()
+    rtl = target_rtl(design, target)
     return environment().get_template(f"synth_{target}.ys.j2").render(
         version=edgehls.__version__, top=TOP, rtl=rtl, target=target,
         source=source_of(design))
@@ -253,7 +269,8 @@ def place_route(design: Path, cmd: list[str], target: str, progress: Progress) -
     if rc != 0:
         errors = [ln for ln in text.splitlines() if ln.startswith("ERROR")]
         msg = errors[-1] if errors else f"exit status {rc}"
-        if re.search(r"(does not fit|too many|only has|Unable to place|Failed to route)", msg):
+        if re.search(r"(does not fit|too many|only has|Unable to place|Failed to route|"
+                     r"Failed to expand region)", msg):
             raise FitError(f"the design does not fit: {msg} (see {logfile}); choose a larger "
                            "--part")
         raise SynthError(f"nextpnr failed: {msg} (see {logfile})")

@@ -179,8 +179,11 @@ module edgehls_core #(
     reg  [BW-1:0]   out_bank, out_bank_d;
     reg  [AAW-1:0]  out_word, out_rowbase;
     reg             rd_req_d, rd_last_d;
+    // out_more = (out_left != 0), out_row_end = (out_n == OUT_N - 1), registered beside the
+    // counters so that rd_req, which enables every output counter, is not behind their compares
+    reg             out_more, out_row_end;
     wire [2:0]      fifo_count;
-    wire            rd_req = (state == S_STORE) && (out_left != 0)
+    wire            rd_req = (state == S_STORE) && out_more
                              && ({1'b0, fifo_count} + {3'b0, rd_req_d} < 4'd4);
     wire [AW-1:0]   out_elem;
     wire            out_pop = m_axis_tvalid && m_axis_tready;
@@ -458,6 +461,8 @@ module edgehls_core #(
                     state <= S_STORE;
                     out_n <= 32'd0;
                     out_left <= OUT_M * OUT_N;
+                    out_more <= (OUT_M * OUT_N != 0);
+                    out_row_end <= (OUT_N == 1);
                     out_bank <= {BW{1'b0}};
                     out_word <= OUT_BASE32[AAW-1:0];
                     out_rowbase <= OUT_BASE32[AAW-1:0];
@@ -465,7 +470,9 @@ module edgehls_core #(
                 S_STORE: begin
                     if (rd_req) begin
                         out_left <= out_left - 32'd1;
-                        if (out_n == OUT_N - 1) begin
+                        out_more <= (out_left != 32'd1);
+                        out_row_end <= out_row_end ? (OUT_N == 1) : (out_n == OUT_N - 2);
+                        if (out_row_end) begin
                             out_n <= 32'd0;
                             out_bank <= {BW{1'b0}};
                             out_rowbase <= out_rowbase + OUT_W_A;

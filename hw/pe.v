@@ -8,17 +8,21 @@
 // (the first step of a tile) both uses the shadow weight and makes it active, so consecutive
 // tiles stream back to back with no bubble.
 //
+// An invalid step carries a_in = 0 (edgehls_systolic_array zeroes it where it enters the row,
+// and a_o forwards it), so its product is 0 and the PE needs no valid flag of its own.
+//
 // At each rising edge:
-//   a_o, a_valid_o, a_first_o <= a_in, a_valid, a_first
-//   a_m, w_m, v_m <= a_in, w_use, a_valid               w_use = a_first ? w_shadow : w_active
-//   term     <= v_m ? a_m * w_m : 0
-//   p_o      <= p_in + term
-// (the multiplier's inputs and its product are registered, so the route to and from a DSP
-// block and the multiply itself are separate pipeline stages: on ECP5 an unregistered
-// weight-select mux in front of the multiplier limited the design to 80 MHz)
+//   a_o, a_first_o <= a_in, a_first
+//   term  <= a_in * w_use two edges later          w_use = a_first ? w_shadow : w_active
+//            (edgehls_mult: the multiplier's inputs and its product are registered)
+//   p_o   <= p_in + term
 //   w_active <= w_shadow            if a_first   (the OLD shadow when a load hits the same edge)
 //   w_shadow <= w_data              if w_load
-// Reset (synchronous, active low) clears a_valid_o and a_first_o only; the datapath is not reset.
+// Registering the multiplier's inputs and product makes the routes to and from a DSP block and
+// the multiply separate pipeline stages; on ECP5 edgehls_mult puts the three registers inside
+// the MULT18X18D (hw/ecp5/mult.v).
+// Reset (synchronous, active low) clears a_first_o and the active weight (so that an idle array
+// computes 0 * 0 from reset on, as a_in is 0 while idle); the rest of the datapath is not reset.
 //
 // Parameters:
 //   AW    activation width (signed)
@@ -32,10 +36,8 @@ module edgehls_pe #(
 ) (
     input  wire                    clk,
     input  wire                    rst_n,
-    input  wire                    a_valid,
     input  wire                    a_first,
     input  wire signed [AW-1:0]    a_in,
-    output reg                     a_valid_o,
     output reg                     a_first_o,
     output reg  signed [AW-1:0]    a_o,
     input  wire signed [ACC_W-1:0] p_in,
@@ -48,14 +50,20 @@ module edgehls_pe #(
     reg  signed [WW-1:0]    w_shadow;
     reg  signed [WW-1:0]    w_active;
     wire signed [WW-1:0]    w_use = a_first ? w_shadow : w_active;
-    reg  signed [AW-1:0]    a_m;
-    reg  signed [WW-1:0]    w_m;
-    reg                     v_m;
-    wire signed [PW-1:0]    prod = a_m * w_m;
     /* verilator lint_off UNUSEDSIGNAL */  // top bits dropped only when ACC_W < AW + WW
-    wire signed [PW-1:0]    term = v_m ? prod : {PW{1'b0}};
+    wire signed [PW-1:0]    term;
     /* verilator lint_on UNUSEDSIGNAL */
     wire signed [ACC_W-1:0] term_ext;
+
+    edgehls_mult #(
+        .AW(AW),
+        .BW(WW)
+    ) u_mult (
+        .clk(clk),
+        .a(a_in),
+        .b(w_use),
+        .p(term)
+    );
 
     generate
         if (ACC_W > PW) begin : g_sext
@@ -66,26 +74,19 @@ module edgehls_pe #(
         end
     endgenerate
 
-    reg signed [ACC_W-1:0] term_r;
     always @(posedge clk) begin
         a_o <= a_in;
-        a_m <= a_in;
-        w_m <= w_use;
-        term_r <= term_ext;
-        p_o <= p_in + term_r;
-        if (a_first) w_active <= w_shadow;
+        p_o <= p_in + term_ext;
         if (w_load) w_shadow <= w_data;
     end
 
     always @(posedge clk) begin
         if (!rst_n) begin
-            a_valid_o <= 1'b0;
             a_first_o <= 1'b0;
-            v_m <= 1'b0;
+            w_active <= {WW{1'b0}};
         end else begin
-            a_valid_o <= a_valid;
             a_first_o <= a_first;
-            v_m <= a_valid;
+            if (a_first) w_active <= w_shadow;
         end
     end
 endmodule

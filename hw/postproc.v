@@ -80,8 +80,10 @@ module edgehls_postproc #(
     end
 
     // stage 2: multiply (signed x unsigned, as signed with a zero sign bit on mult), cut into
-    // partial products of at most 18 x 18 bits, each one DSP block with registered output;
-    // stage 2b adds them. (One wide multiply-and-add limited ECP5 to 86 MHz.)
+    // partial products of at most 18 x 18 bits, each one DSP block with registered output
+    // (edgehls_mult: on ECP5 that register is inside the MULT18X18D); stage 2b adds them.
+    // (One wide multiply-and-add limited ECP5 to 86 MHz, the product registers in the fabric
+    // to 104 MHz.)
     localparam L = 17;                // low part: s1[L-1:0], unsigned
     reg        [SB-1:0]    shift2a, shift2;
     reg signed [OUT_W-1:0] lo2a, hi2a, lo2, hi2;
@@ -92,20 +94,26 @@ module edgehls_postproc #(
 
     generate
         if (ACC_W > L) begin : g_split
-            reg signed [L+MB+1:0]     p_lo;   // {0, s[L-1:0]} x mult
-            reg signed [ACC_W-L+MB:0] p_hi;   // s[ACC_W-1:L] x mult
+            wire signed [L+MB+1:0]    p_lo;   // {0, s[L-1:0]} x mult
+            wire signed [ACC_W-L+MB:0] p_hi;  // s[ACC_W-1:L] x mult
             wire signed [L:0]         s_lo = {1'b0, s1[L-1:0]};
             wire signed [ACC_W-L-1:0] s_hi = s1[ACC_W-1:L];
+            edgehls_mult #(.AW(L + 1), .BW(MB + 1), .IN_REG(0)) u_lo (
+                .clk(clk), .a(s_lo), .b(mult1_s), .p(p_lo)
+            );
+            edgehls_mult #(.AW(ACC_W - L), .BW(MB + 1), .IN_REG(0)) u_hi (
+                .clk(clk), .a(s_hi), .b(mult1_s), .p(p_hi)
+            );
             always @(posedge clk) begin
-                p_lo <= s_lo * mult1_s;
-                p_hi <= s_hi * mult1_s;
                 prod2 <= ($signed({{(PW-(ACC_W-L+MB+1)){p_hi[ACC_W-L+MB]}}, p_hi}) <<< L)
                          + $signed({{(PW-(L+MB+2)){p_lo[L+MB+1]}}, p_lo});
             end
         end else begin : g_one
-            reg signed [PW-1:0] p;
+            wire signed [PW-1:0] p;
+            edgehls_mult #(.AW(ACC_W), .BW(MB + 1), .IN_REG(0)) u_one (
+                .clk(clk), .a(s1), .b(mult1_s), .p(p)
+            );
             always @(posedge clk) begin
-                p <= s1 * mult1_s;
                 prod2 <= p;
             end
         end

@@ -124,10 +124,24 @@ module edgehls_sequencer #(
     localparam integer L_WRAP = L_STEP + XAW;
     localparam integer L_MAX = L_WRAP + XAW;
 
+    // The earliest-cycle constraints of the timing recurrence, each kept as the number of cycles
+    // still to wait (0: met) rather than an absolute cycle compared with cyc: a 32-bit compare
+    // in front of ld_start / is_start, which enable most of the step registers, was the ECP5
+    // critical path (104 MHz). Each is set when its tile starts and counts down to 0:
+    //   wait_a: cyc >= L_i + R            wait_b: cyc >= D_i + 1 + C
+    //   wait_s: cyc >= D_i + max(M_i, 2)  wait_e: cyc >= D_i + M_i + DRAIN - 1 (barrier; and
+    //   the end: the first cycle it is met after the last tile is the old cyc == end_at)
+    localparam integer KW = $clog2((1 << MCW) + DRAIN + R + C) + 1;  // wait counter width
+    localparam [31:0] C32 = C;
+    localparam [31:0] DRAIN32 = DRAIN;
     reg         running;
     reg  [31:0] cyc;
-    reg  [31:0] l_min_a, l_min_b, s_min, s_bar, end_at;
+    reg  [KW-1:0] wait_a, wait_b, wait_s, wait_e;
     reg  [SAW:0] ld_idx, is_idx;
+    // ld_more = (ld_idx < NT_I), is_more = (is_idx < NT_I), ld_ahead = (ld_idx > is_idx),
+    // registered beside the indices (the loader is never more than one tile ahead:
+    // ld_idx - is_idx is 0 or 1), so that no index compare sits in front of ld_start / is_start
+    reg          ld_more, is_more, ld_ahead;
     reg  [RW:0]  ld_rows_left;
     reg  [WAW-1:0] ld_addr;
     reg  [RW-1:0]  ld_row;
@@ -147,19 +161,21 @@ module edgehls_sequencer #(
                        && (iw < $signed({2'b00, iw_n}));
     wire [DW-1:0] ow_n = ltab[L_OW +: DW];
 
-    assign sched_addr_ld = (ld_idx < NT_I) ? ld_idx[SAW-1:0] : {SAW{1'b0}};
-    assign sched_addr_is = (is_idx < NT_I) ? is_idx[SAW-1:0] : {SAW{1'b0}};
+    assign sched_addr_ld = ld_more ? ld_idx[SAW-1:0] : {SAW{1'b0}};
+    assign sched_addr_is = is_more ? is_idx[SAW-1:0] : {SAW{1'b0}};
 
     wire [MCW-1:0] e_m = sched_is[O_M +: MCW];
     wire           e_barrier = sched_is[O_BARRIER];
     wire [31:0]    e_m32 = {{(32 - MCW){1'b0}}, e_m};
     wire [31:0]    e_period = (e_m32 > 32'd2) ? e_m32 : 32'd2;
+    /* verilator lint_off UNUSEDSIGNAL */  // only the low KW bits are kept
+    wire [31:0]    e_period_m1 = e_period - 32'd1;
+    wire [31:0]    e_wait = e_m32 + DRAIN32 - 32'd2;
+    /* verilator lint_on UNUSEDSIGNAL */
 
-    wire ld_start = running && (ld_idx < NT_I) && (cyc >= l_min_a) && (cyc >= l_min_b)
-                    && (is_idx == ld_idx);
-    wire is_start = running && (is_idx < NT_I)
-                    && ((ld_idx > is_idx) || (ld_start && (ld_idx == is_idx)))
-                    && (cyc >= s_min) && (!e_barrier || (cyc >= s_bar));
+    wire ld_start = running && ld_more && (wait_a == 0) && (wait_b == 0) && !ld_ahead;
+    wire is_start = running && is_more && (ld_ahead || ld_start)
+                    && (wait_s == 0) && (!e_barrier || (wait_e == 0));
 
     assign wrom_addr = ld_start ? sched_ld[O_WADDR +: WAW] : ld_addr;
     wire rom_rd = ld_start || (ld_rows_left != 0);
@@ -176,10 +192,10 @@ module edgehls_sequencer #(
             w_load <= rom_rd;
             w_row <= ld_start ? {RW{1'b0}} : ld_row;
             w_layer <= ld_start ? sched_ld[O_LAYER +: CSW] : ld_layer;
-            if (go) begin
-                running <= 1'b1;
-                st_valid <= 1'b0;
-            end else if (running) begin
+            // `go` only comes while the sequencer is idle (the core starts a run after the last
+            // one finished), so it is tested apart from `running`: kept out of the enables of
+            // the step registers below (on ECP5 its fan-out was on the critical path)
+            if (running) begin
                 // the step pipeline: continue the current tile
                 if (m_left != 0) begin
                     st_valid <= 1'b1;
@@ -227,11 +243,15 @@ module edgehls_sequencer #(
                     st_wr_rot <= sched_is[O_WRROT +: BW];
                     st_p_addr <= sched_is[O_PADDR +: PAW];
                 end
-                if (finished == 1'b0 && is_idx == NT_I && cyc == end_at) begin
+                if (finished == 1'b0 && !is_more && wait_e == 0) begin
                     running <= 1'b0;
                     finished <= 1'b1;
                     cycles <= cyc + 32'd1;
                 end
+            end
+            if (go) begin
+                running <= 1'b1;
+                st_valid <= 1'b0;
             end
         end
     end
@@ -240,38 +260,46 @@ module edgehls_sequencer #(
     always @(posedge clk) begin
         if (!rst_n || go) begin
             cyc <= 32'd0;
-            l_min_a <= 32'd0;
-            l_min_b <= 32'd0;
-            s_min <= 32'd0;
-            s_bar <= 32'd0;
-            end_at <= 32'd0;
+            wait_a <= {KW{1'b0}};
+            wait_b <= {KW{1'b0}};
+            wait_s <= {KW{1'b0}};
+            wait_e <= {KW{1'b0}};
             ld_idx <= 0;
             is_idx <= 0;
+            ld_more <= (NT_I != 0);
+            is_more <= (NT_I != 0);
+            ld_ahead <= 1'b0;
             ld_rows_left <= 0;
             m_left <= {MCW{1'b0}};
         end else if (running) begin
             cyc <= cyc + 32'd1;
+            if (wait_a != 0) wait_a <= wait_a - 1'b1;
+            if (wait_b != 0) wait_b <= wait_b - 1'b1;
+            if (wait_s != 0) wait_s <= wait_s - 1'b1;
+            if (wait_e != 0) wait_e <= wait_e - 1'b1;
             if (ld_start) begin
                 ld_addr <= sched_ld[O_WADDR +: WAW] + 1'b1;
                 ld_row <= (R > 1) ? 1 : 0;
                 ld_layer <= sched_ld[O_LAYER +: CSW];
                 ld_rows_left <= R1_32[RW:0];
                 ld_idx <= ld_idx + 1'b1;
-                l_min_a <= cyc + R;
+                ld_more <= (ld_idx + 1'b1 != NT_I);
+                wait_a <= R1_32[KW-1:0];  // R - 1: met R cycles after this one
             end else if (ld_rows_left != 0) begin
                 ld_addr <= ld_addr + 1'b1;
                 ld_row <= ld_row + 1'b1;
                 ld_rows_left <= ld_rows_left - 1'b1;
             end
+            if (ld_start != is_start) ld_ahead <= ld_start;  // both: the same tile, still even
             if (m_left != 0) m_left <= m_left - 1'b1;
             if (is_start) begin
                 is_idx <= is_idx + 1'b1;
+                is_more <= (is_idx + 1'b1 != NT_I);
                 m_left <= e_m - 1'b1;
                 wr_stride <= sched_is[O_WRSTRIDE +: AAW];
-                s_min <= cyc + e_period;
-                s_bar <= cyc + e_m32 + DRAIN - 1;
-                l_min_b <= cyc + 1 + C;
-                end_at <= cyc + e_m32 + DRAIN - 1;
+                wait_s <= e_period_m1[KW-1:0];
+                wait_e <= e_wait[KW-1:0];
+                wait_b <= C32[KW-1:0];
             end
         end
     end

@@ -3,18 +3,22 @@
 // edgehls_systolic_array: R x C weight-stationary systolic MAC array of edgehls_pe.
 //
 // Row i's activation stream enters PE(i,0) and flows right; partial sums start at 0 above row 0
-// and flow down; column j's dot product leaves PE(R-1,j) on out_psum.
+// and flow down; column j's dot product leaves PE(R-1,j) on out_psum. A step whose in_valid is
+// clear enters the row as activation 0 (one gate per row, not a valid flag per PE), so it adds 0.
 //
 // Timing contract: when the caller presents step m's value for row i during cycle T+i (it skews
 // the rows), out_psum column j during cycle T+R+2+j (each PE registers the multiplier's inputs,
-// its product, then its sum) equals the sum over the rows i whose in_valid is
+// its product, then its sum: edgehls_pe) equals the sum over the rows i whose in_valid is
 // set of a_i * W[i][j], W being the weights active at that step. A step whose in_first is set
 // uses, and makes active, the shadow weights loaded before it (per PE, as it passes).
 //
-// Weight loading: while w_load is high, the shadow weights of the C PEs of row w_row take w_data
-// at the rising edge (one row per cycle; a w_row >= R loads nothing). Loading row i for the next
-// tile is safe from the cycle the current tile's first step reaches PE(i,C-1) (cycle T+i+C-1,
-// that edge included) up to the cycle before the next tile's first step enters row i.
+// Weight loading: w_load, w_row and w_data are registered where they enter (the weight ROM's
+// block-RAM read, slow on ECP5, then has a cycle to itself and the broadcast to the R rows
+// another). While w_load is high during cycle t, the shadow weights of the C PEs of row w_row
+// take w_data at the rising edge ending cycle t+1 (one row per cycle; a w_row >= R loads
+// nothing). Presenting row i's load for the next tile is safe from cycle T+i+C-2 (its write
+// then meets the current tile's first step at PE(i,C-1), which takes the old shadow) up to two
+// cycles before the next tile's first step enters row i.
 //
 // Wiring uses net arrays, not one flattened vector with part-selects (Icarus runs ~40x slower
 // on the latter; synthesis gives the same netlist).
@@ -51,20 +55,28 @@ module edgehls_systolic_array #(
     // The activations leaving the last column have no consumer.
     /* verilator lint_off UNUSEDSIGNAL */  // last column's forwarded activations are unused
     wire [AW-1:0]    a_net [0:NA-1];
-    wire             v_net [0:NA-1];
     wire             f_net [0:NA-1];
     /* verilator lint_on UNUSEDSIGNAL */
     wire [ACC_W-1:0] p_net [0:NP-1];
     wire [R-1:0]     row_load;
+    reg              w_load_r;
+    reg  [RW-1:0]    w_row_r;
+    reg  [C*WW-1:0]  w_data_r;
+
+    always @(posedge clk) begin
+        if (!rst_n) w_load_r <= 1'b0;
+        else        w_load_r <= w_load;
+        w_row_r  <= w_row;
+        w_data_r <= w_data;
+    end
 
     genvar i, j;
     generate
         for (i = 0; i < R; i = i + 1) begin : g_row
             localparam [RW-1:0] ROW = i;
-            assign a_net[i*(C+1)] = in_data[i*AW +: AW];
-            assign v_net[i*(C+1)] = in_valid[i];
+            assign a_net[i*(C+1)] = in_valid[i] ? in_data[i*AW +: AW] : {AW{1'b0}};
             assign f_net[i*(C+1)] = in_first[i];
-            assign row_load[i]    = w_load && (w_row == ROW);
+            assign row_load[i]    = w_load_r && (w_row_r == ROW);
 
             for (j = 0; j < C; j = j + 1) begin : g_col
                 edgehls_pe #(
@@ -74,16 +86,14 @@ module edgehls_systolic_array #(
                 ) u_pe (
                     .clk(clk),
                     .rst_n(rst_n),
-                    .a_valid(v_net[i*(C+1)+j]),
                     .a_first(f_net[i*(C+1)+j]),
                     .a_in(a_net[i*(C+1)+j]),
-                    .a_valid_o(v_net[i*(C+1)+j+1]),
                     .a_first_o(f_net[i*(C+1)+j+1]),
                     .a_o(a_net[i*(C+1)+j+1]),
                     .p_in(p_net[i*C+j]),
                     .p_o(p_net[(i+1)*C+j]),
                     .w_load(row_load[i]),
-                    .w_data(w_data[j*WW +: WW])
+                    .w_data(w_data_r[j*WW +: WW])
                 );
             end
         end

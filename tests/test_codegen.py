@@ -78,13 +78,20 @@ def test_filelist_lists_existing_files_top_last(design):
         assert (design / f).is_file(), f
     assert files[-1] == f"rtl/{codegen.TOP}.v"
     assert {f"rtl/edgehls_{n}" for n in codegen.HW_FILES} <= set(files)
-    assert sorted(p.name for p in (design / "rtl").iterdir()) == sorted(
+    assert sorted(p.name for p in (design / "rtl").iterdir() if p.is_file()) == sorted(
         Path(f).name for f in files)
 
 
 def test_hw_library_is_copied_verbatim(design):
     for name in codegen.HW_FILES:
         assert (design / "rtl" / f"edgehls_{name}").read_text() == codegen.hw_source(name)
+    # target versions sit in rtl/<target>/, outside filelist.f (the target's synthesis reads them)
+    assert sorted(p.name for p in (design / "rtl").iterdir() if p.is_dir()) == sorted(
+        codegen.TARGET_FILES)
+    for target, names in codegen.TARGET_FILES.items():
+        for name in names:
+            assert (design / "rtl" / target / f"edgehls_{name}").read_text() == \
+                codegen.hw_source(f"{target}/{name}")
 
 
 def test_rom_files_referenced_by_the_top_exist(design):

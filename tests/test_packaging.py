@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from edgehls.codegen import HW_FILES, TOP
+from edgehls.codegen import HW_FILES, TARGET_FILES, TOP
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "examples" / "digits_mlp" / "model.onnx"
@@ -77,9 +77,13 @@ def test_pip_install_compiles_from_any_directory(tmp_path: Path) -> None:
     assert p.stdout.startswith(f"compiled {MODEL} -> out/"), p.stdout
     rtl = work / "out" / "rtl"
     assert sorted(f.name for f in rtl.iterdir()) == sorted(
-        [f"edgehls_{n}" for n in HW_FILES] + [f"{TOP}.v"])
+        [f"edgehls_{n}" for n in HW_FILES] + [f"{TOP}.v"] + list(TARGET_FILES))
     for n in HW_FILES:
         assert (rtl / f"edgehls_{n}").read_text() == (ROOT / "hw" / n).read_text(), n
+    for target, names in TARGET_FILES.items():
+        for n in names:
+            assert (rtl / target / f"edgehls_{n}").read_text() == (
+                ROOT / "hw" / target / n).read_text(), n
     assert f"module {TOP}" in (rtl / f"{TOP}.v").read_text()
     assert (work / "out" / "Makefile").is_file() and (work / "out" / "synth" / "yosys.ys").is_file()
     # the cocotb bench ships too: simulate imports it as edgehls.sim.tb_top

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -198,6 +199,14 @@ def test_ecp5_maps_memories_and_multipliers(small):
     r = synth.run(small, "ecp5", progress=lambda m: None, pnr=False)
     assert r["cells"].get("MULT18X18D", 0) >= 4  # one per PE at least
     assert r["cells"].get("DP16KD", 0) + r["cells"].get("TRELLIS_DPR16X4", 0) >= 1
+    # the PEs' multipliers (rtl/ecp5/edgehls_mult.v) hold their input and product registers
+    netlist = json.loads((small / "synth" / "ecp5_netlist.json").read_text())
+    cells = netlist["modules"][synth.TOP]["cells"]
+    pe = [c for n, c in cells.items() if c["type"] == "MULT18X18D" and ".u_pe." in n]
+    assert len(pe) == 4
+    for c in pe:
+        assert {c["parameters"][f"REG_{k}_CLK"] for k in ("INPUTA", "INPUTB", "OUTPUT")} == {
+            "CLK0"}
 
 
 @pytest.mark.slow
@@ -235,3 +244,16 @@ def test_ice40_picks_a_device_or_says_it_does_not_fit(small):
         assert r["part"] in synth.ICE40 and r["fmax_mhz"] is not None
     except synth.FitError as e:
         assert "does not fit" in str(e)
+
+
+@pytest.mark.parametrize("line,error", [
+    ("ERROR: Failed to expand region (0, 0) |_> (33, 33) of 7829 ICESTORM_LCs", synth.FitError),
+    ("ERROR: Unable to place cell 'x', no BELs remaining", synth.FitError),
+    ("ERROR: something else", synth.SynthError),
+])
+def test_place_route_failure_names_fit_errors(tmp_path, line, error):
+    (tmp_path / "synth").mkdir()
+    fake = [sys.executable, "-c", f"print({line!r}); raise SystemExit(1)"]
+    with pytest.raises(error) as e:
+        synth.place_route(tmp_path, fake, "ice40", lambda m: None)
+    assert ("does not fit" in str(e.value)) == (error is synth.FitError)

@@ -48,7 +48,8 @@ class TB:
         self.RW = max(1, (self.R - 1).bit_length())
         self.rng = random.Random(cocotb.RANDOM_SEED)
         Clock(dut.clk, 10, unit="ns").start()
-        self.offset = self.R  # cycle of slot 0's row 0; tile 0 is loaded in cycles 0..R-1
+        # cycle of slot 0's row 0; tile 0 is presented in cycles 0..R-1 (written one edge later)
+        self.offset = self.R + 1
 
     async def reset(self) -> None:
         """Hold reset long enough for the (unreset) partial sums to flush to zero."""
@@ -93,8 +94,9 @@ class TB:
                 sch.slots.append(Step(k, m == 0, valid, data))
             while rng.random() < p_idle:
                 sch.slots.append(None)
-            # the next tile's rows load in cycles offset+start+C-1+d+i; the block must clear the
-            # previous block (ends at offset+start+R-2) and the next tile's first step
+            # the next tile's rows are presented in cycles offset+start+C-2+d+i (the array
+            # registers them: written one edge later), at most two cycles before the next
+            # tile's first step enters row i; the block must clear the one before it
             d_min = max(0, R - C) if k > 0 else 0
             while len(sch.slots) - start < C + d_min:
                 sch.slots.append(None)
@@ -107,7 +109,7 @@ class TB:
     def plan_loads(self, sch: Schedule, tile: int, start: int, next_start: int, d_min: int) -> None:
         R, C, rng = self.R, self.C, self.rng
         d = rng.randint(d_min, next_start - start - C)
-        base = self.offset + start + C - 1
+        base = self.offset + start + C - 2
         for i in range(R):
             # a garbage load earlier in the window must be overwritten by the real one
             if d > d_min and rng.random() < 0.3:

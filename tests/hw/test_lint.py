@@ -11,14 +11,21 @@ import pytest
 
 from .runner import HW
 
+ECP5_MODEL = str(Path(__file__).resolve().parent / "ecp5_mult18x18d.v")
 CASES = [
-    ("edgehls_pe", ["pe.v"], {}),
-    ("edgehls_pe", ["pe.v"], {"AW": 17, "WW": 16, "ACC_W": 48}),
-    ("edgehls_systolic_array", ["pe.v", "systolic_array.v"], {}),
-    ("edgehls_systolic_array", ["pe.v", "systolic_array.v"], {"R": 1, "C": 1}),
-    ("edgehls_systolic_array", ["pe.v", "systolic_array.v"], {"R": 3, "C": 2}),
-    ("edgehls_postproc", ["postproc.v"], {}),
-    ("edgehls_postproc", ["postproc.v"], {"ACC_W": 20, "OUT_W": 5, "TW": 3}),
+    ("edgehls_mult", ["mult.v"], {}),
+    ("edgehls_mult", ["mult.v"], {"IN_REG": 0}),
+    # the ECP5 version, on the test model of the primitive (tests/hw/ecp5_mult18x18d.v)
+    ("edgehls_mult", [ECP5_MODEL, "ecp5/mult.v"], {}),
+    ("edgehls_mult", [ECP5_MODEL, "ecp5/mult.v"], {"AW": 18, "BW": 17, "IN_REG": 0}),
+    ("edgehls_mult", [ECP5_MODEL, "ecp5/mult.v"], {"AW": 20, "BW": 8}),
+    ("edgehls_pe", ["mult.v", "pe.v"], {}),
+    ("edgehls_pe", ["mult.v", "pe.v"], {"AW": 17, "WW": 16, "ACC_W": 48}),
+    ("edgehls_systolic_array", ["mult.v", "pe.v", "systolic_array.v"], {}),
+    ("edgehls_systolic_array", ["mult.v", "pe.v", "systolic_array.v"], {"R": 1, "C": 1}),
+    ("edgehls_systolic_array", ["mult.v", "pe.v", "systolic_array.v"], {"R": 3, "C": 2}),
+    ("edgehls_postproc", ["mult.v", "postproc.v"], {}),
+    ("edgehls_postproc", ["mult.v", "postproc.v"], {"ACC_W": 20, "OUT_W": 5, "TW": 3}),
     ("edgehls_skid_buffer", ["skid_buffer.v"], {}),
     ("edgehls_skid_buffer", ["skid_buffer.v"], {"W": 1}),
     ("edgehls_sparse_decoder", ["sparse_decoder.v"], {}),

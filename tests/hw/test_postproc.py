@@ -19,5 +19,5 @@ from .runner import HW, run_cocotb
     ids=lambda p: "-".join(f"{k}{v}" for k, v in p.items()) or "default",
 )
 def test_postproc(params: dict, tmp_path: Path) -> None:
-    run_cocotb("edgehls_postproc", [HW / "postproc.v"], "tb_postproc", tmp_path / "build",
-               parameters=params, seed=4321)
+    run_cocotb("edgehls_postproc", [HW / "mult.v", HW / "postproc.v"], "tb_postproc",
+               tmp_path / "build", parameters=params, seed=4321)

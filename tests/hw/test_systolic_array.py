@@ -8,7 +8,7 @@ import pytest
 
 from .runner import HW, run_cocotb
 
-SOURCES = [HW / "pe.v", HW / "systolic_array.v"]
+SOURCES = [HW / "mult.v", HW / "pe.v", HW / "systolic_array.v"]
 
 
 @pytest.mark.parametrize(
