@@ -127,7 +127,9 @@ def parser() -> argparse.ArgumentParser:
                    "(default -1,1)")
     c.add_argument("--encode", choices=encode.OPTIONS, default="auto",
                    help="sparsity encoding of the weight ROM: auto (per layer the cheapest of "
-                   "raw, bitmap and bitmap-z, default), or one format for every layer: raw, "
+                   "raw, bitmap and bitmap-z, default; the plain ROM unless that saves >= 25%% "
+                   "of its bits, as the decoder costs logic and Fmax), or one format for every "
+                   "layer: raw, "
                    "bitmap (mask + non-zeros), bitmap-z (plus a 1-bit empty-row flag); decoded "
                    "at one row per cycle, cycles unchanged. Encoded, each layer's weights are "
                    "stored at its own --precision width; raw is the plain ROM, every layer at "

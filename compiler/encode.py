@@ -18,9 +18,10 @@ Tile padding (rows past k_rows, columns past n_cols) is the zero element in a bi
 Options (``--encode``): raw (every layer raw at the full width W: the plain addressable ROM, no
 decoder, whatever the layers' widths), bitmap or bitmap-z (every layer, each at its own width),
 auto (per layer the format storing the fewest bits at the layer's own width, raw unless another
-stores strictly fewer; if every layer is raw at the full width, exactly the raw design, so a
-uniform-precision design without sparsity gain is unchanged, and a mixed-precision one is a
-stream whose narrow layers are stored narrow). bench/sparsity_encoding.py
+stores strictly fewer; but if that saves less than AUTO_MIN_SAVING of the plain ROM's bits, or
+every layer is raw at the full width, exactly the raw design: a design without a real sparsity
+or precision gain keeps the plain ROM and its Fmax, and a mixed-precision one is a stream
+whose narrow layers are stored narrow). bench/sparsity_encoding.py
 measured the candidates: run-length coding (EIE's 4-bit relative index) beats the plain bitmap
 only on very sparse or mostly-padding layers, bitmap-z beats it there too (it spends one bit on
 an empty row), and placing a row's values from run fields needs a serial prefix sum where a
@@ -42,6 +43,10 @@ import numpy as np
 from edgehls.errors import OptionError
 
 FORMATS = ("raw", "bitmap", "bitmap-z")
+#: ``auto`` encodes only if that stores at least this fraction fewer weight bits than the plain
+#: ROM: the decoder costs logic (about 2.5k LUT4 at 8 columns) and Fmax (its barrel shifter sits
+#: behind the ROM read: 128 -> 66 MHz for the digits MLP on ECP5 at 8x8, where it saved 2.7 %)
+AUTO_MIN_SAVING = 0.25
 OPTIONS = ("auto", *FORMATS)
 
 
@@ -118,6 +123,10 @@ def plan(option: str, blocks: Sequence[tuple[int, np.ndarray, np.ndarray]], zero
             bits[f][layer] += row_bits(row, f, zeros[layer], wl[layer])
     if option == "auto":  # min() keeps the first of equals: raw, then bitmap
         formats = [min(FORMATS, key=lambda f, i=i: bits[f][i]) for i in range(len(zeros))]
+        raw = sum(row_bits(row, "raw", zeros[layer], w) for layer, row in rows)
+        stored = sum(bits[f][i] for i, f in enumerate(formats))
+        if stored > (1 - AUTO_MIN_SAVING) * raw:  # the decoder would not pay: the plain ROM
+            return build(["raw"] * len(zeros), blocks, zeros, w)
     else:
         formats = [option] * len(zeros)
     return build(formats, blocks, zeros, w, wl)

@@ -156,11 +156,14 @@ module edgehls_postproc #(
         tag4 <= tag3;
     end
 
-    // stage 5: saturate to [lo, hi]
-    wire signed [PW-1:0] lo_ext = {{(PW-OUT_W){lo4[OUT_W-1]}}, lo4};
-    wire signed [PW-1:0] hi_ext = {{(PW-OUT_W){hi4[OUT_W-1]}}, hi4};
-    wire                 sel_hi = (y4 > hi_ext) || (lo4 > hi4);
-    wire                 sel_lo = (y4 < lo_ext);
+    // stage 5: saturate to [lo, hi]. y4 > hi and y4 < lo without PW-bit compares (a carry
+    // chain that long was the ECP5 critical path): y4 either fits OUT_W bits (its top bits all
+    // copy its sign), and then compares as its low OUT_W bits, or overflows towards its sign
+    wire                   y_neg = y4[PW-1];
+    wire                   fits = y_neg ? &y4[PW-2:OUT_W-1] : ~|y4[PW-2:OUT_W-1];
+    wire signed [OUT_W-1:0] y_low = y4[OUT_W-1:0];
+    wire                   sel_hi = (fits ? (y_low > hi4) : !y_neg) || (lo4 > hi4);
+    wire                   sel_lo = fits ? (y_low < lo4) : y_neg;
 
     always @(posedge clk) begin
         out_data <= sel_hi ? hi4 : (sel_lo ? lo4 : y4[OUT_W-1:0]);

@@ -137,6 +137,9 @@ module edgehls_sequencer #(
     reg         running;
     reg  [31:0] cyc;
     reg  [KW-1:0] wait_a, wait_b, wait_s, wait_e;
+    // za..ze == (wait_a..wait_e == 0), registered beside the counters: no zero compare of a
+    // counter in front of ld_start / is_start (the next ECP5 critical path at 121 MHz)
+    reg           za, zb, zs, ze;
     reg  [SAW:0] ld_idx, is_idx;
     // ld_more = (ld_idx < NT_I), is_more = (is_idx < NT_I), ld_ahead = (ld_idx > is_idx),
     // registered beside the indices (the loader is never more than one tile ahead:
@@ -173,9 +176,9 @@ module edgehls_sequencer #(
     wire [31:0]    e_wait = e_m32 + DRAIN32 - 32'd2;
     /* verilator lint_on UNUSEDSIGNAL */
 
-    wire ld_start = running && ld_more && (wait_a == 0) && (wait_b == 0) && !ld_ahead;
+    wire ld_start = running && ld_more && za && zb && !ld_ahead;
     wire is_start = running && is_more && (ld_ahead || ld_start)
-                    && (wait_s == 0) && (!e_barrier || (wait_e == 0));
+                    && zs && (!e_barrier || ze);
 
     assign wrom_addr = ld_start ? sched_ld[O_WADDR +: WAW] : ld_addr;
     wire rom_rd = ld_start || (ld_rows_left != 0);
@@ -243,7 +246,7 @@ module edgehls_sequencer #(
                     st_wr_rot <= sched_is[O_WRROT +: BW];
                     st_p_addr <= sched_is[O_PADDR +: PAW];
                 end
-                if (finished == 1'b0 && !is_more && wait_e == 0) begin
+                if (finished == 1'b0 && !is_more && ze) begin
                     running <= 1'b0;
                     finished <= 1'b1;
                     cycles <= cyc + 32'd1;
@@ -264,6 +267,7 @@ module edgehls_sequencer #(
             wait_b <= {KW{1'b0}};
             wait_s <= {KW{1'b0}};
             wait_e <= {KW{1'b0}};
+            {za, zb, zs, ze} <= 4'b1111;
             ld_idx <= 0;
             is_idx <= 0;
             ld_more <= (NT_I != 0);
@@ -273,10 +277,10 @@ module edgehls_sequencer #(
             m_left <= {MCW{1'b0}};
         end else if (running) begin
             cyc <= cyc + 32'd1;
-            if (wait_a != 0) wait_a <= wait_a - 1'b1;
-            if (wait_b != 0) wait_b <= wait_b - 1'b1;
-            if (wait_s != 0) wait_s <= wait_s - 1'b1;
-            if (wait_e != 0) wait_e <= wait_e - 1'b1;
+            if (wait_a != 0) {wait_a, za} <= {wait_a - 1'b1, wait_a == 1};
+            if (wait_b != 0) {wait_b, zb} <= {wait_b - 1'b1, wait_b == 1};
+            if (wait_s != 0) {wait_s, zs} <= {wait_s - 1'b1, wait_s == 1};
+            if (wait_e != 0) {wait_e, ze} <= {wait_e - 1'b1, wait_e == 1};
             if (ld_start) begin
                 ld_addr <= sched_ld[O_WADDR +: WAW] + 1'b1;
                 ld_row <= (R > 1) ? 1 : 0;
@@ -285,6 +289,7 @@ module edgehls_sequencer #(
                 ld_idx <= ld_idx + 1'b1;
                 ld_more <= (ld_idx + 1'b1 != NT_I);
                 wait_a <= R1_32[KW-1:0];  // R - 1: met R cycles after this one
+                za <= (R == 1);
             end else if (ld_rows_left != 0) begin
                 ld_addr <= ld_addr + 1'b1;
                 ld_row <= ld_row + 1'b1;
@@ -300,6 +305,9 @@ module edgehls_sequencer #(
                 wait_s <= e_period_m1[KW-1:0];
                 wait_e <= e_wait[KW-1:0];
                 wait_b <= C32[KW-1:0];
+                zs <= (e_period_m1[KW-1:0] == 0);
+                ze <= (e_wait[KW-1:0] == 0);
+                zb <= 1'b0;  // C >= 1
             end
         end
     end

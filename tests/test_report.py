@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from models import mlp, save
 
+import edgehls.encode
 from edgehls import frontend, golden, pipeline, report, tiler
 
 PE = (3, 5)
@@ -73,8 +74,10 @@ def test_totals_are_sums_of_layers(design):
 
 
 @pytest.mark.parametrize("encode", ["raw", "auto", "bitmap", "bitmap-z"])
-def test_stored_weight_bits_match_the_weight_rom(model, tmp_path, encode):
-    """ROM bits counted from rom/ on disk are the report's stored bits, encoded or not."""
+def test_stored_weight_bits_match_the_weight_rom(model, tmp_path, encode, monkeypatch):
+    """ROM bits counted from rom/ on disk are the report's stored bits, encoded or not (auto's
+    25 % threshold off: this small model saves less)."""
+    monkeypatch.setattr(edgehls.encode, "AUTO_MIN_SAVING", 0.0)
     out = tmp_path / "design"
     rep = pipeline.compile_model(model, out, pipeline.Options(pe=PE, samples=1, encode=encode))
     r, c = PE
