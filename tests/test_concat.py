@@ -7,10 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+import test_activations
+from onnx import helper, numpy_helper
 from test_e2e import compile_and_simulate
 
 from edgehls import golden, ir, lowering, numerics, pipeline, tiler
@@ -20,23 +20,7 @@ from edgehls.passes.canonicalize import Canonicalize
 from edgehls.passes.quantize import Quantize
 
 N = helper.make_node
-
-
-def _w(name: str, *shape: int, seed: int = 0, scale: float = 0.5) -> onnx.TensorProto:
-    value = np.random.default_rng(seed).normal(0.0, scale, shape)
-    return numpy_helper.from_array(value.astype(np.float32), name)
-
-
-def _save(path: Path, nodes: list, inits: list, in_shape: list[int], out_shape: list[int]
-          ) -> Path:
-    graph = helper.make_graph(
-        nodes, "net", [helper.make_tensor_value_info("x", TensorProto.FLOAT, in_shape)],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model, full_check=True)
-    onnx.save(model, str(path))
-    return path
+_save, _w = test_activations._save, test_activations._w  # the same helpers
 
 
 def fire_net(path: Path) -> Path:
