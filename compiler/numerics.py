@@ -83,6 +83,12 @@ def quantize_scaled(x: np.ndarray, scale: float | np.ndarray, lo: int, hi: int) 
     return np.clip(q, lo, hi).astype(np.int64)
 
 
+def frac_of(scale: float) -> int:
+    """The frac of the power of two nearest a real scale (log2 rounded), for display and for
+    the parts of a real-scale design that want one: -log2(scale) rounded, within FRAC_LIMIT."""
+    return int(np.clip(round(-np.log2(scale)), -FRAC_LIMIT, FRAC_LIMIT))
+
+
 def scale_for(maxabs: float, qmax: int) -> float:
     """The real scale mapping maxabs to qmax (1.0 for an all-zero tensor)."""
     if not np.isfinite(maxabs) or maxabs <= 0.0:

@@ -28,7 +28,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from edgehls import ir
+from edgehls import ir, numerics
 from edgehls.errors import UnsupportedError
 
 Q, DQ = "QuantizeLinear", "DequantizeLinear"
@@ -57,8 +57,8 @@ class Format:
     signed: bool
 
     def qformat(self) -> ir.QFormat:
-        frac = int(np.clip(round(-np.log2(self.scale)), -48, 48))
-        return ir.QFormat(self.bits, self.signed, frac, float(self.scale), int(self.zero_point))
+        return ir.QFormat(self.bits, self.signed, numerics.frac_of(self.scale),
+                          float(self.scale), int(self.zero_point))
 
     def text(self) -> str:
         return (f"{'int' if self.signed else 'uint'}{self.bits} scale {self.scale:.6g} zero "

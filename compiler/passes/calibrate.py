@@ -98,11 +98,7 @@ def choose_scale(values: np.ndarray, method: Method, scale_mode: str, lo: int, h
         cands = top * np.geomspace(1.0 / 16, 1.0, MSE_CANDIDATES)
         scale = min((numerics.scale_for(float(m), qmax) for m in cands),
                     key=lambda s: (_mse(v, s, lo, hi), -s))
-    return _frac_of(scale), scale
-
-
-def _frac_of(scale: float) -> int:
-    return int(np.clip(round(-np.log2(scale)), -numerics.FRAC_LIMIT, numerics.FRAC_LIMIT))
+    return numerics.frac_of(scale), scale
 
 
 def weight_scales(w: np.ndarray, wbits: int, per_channel: bool, method: Method,

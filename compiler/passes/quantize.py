@@ -181,7 +181,7 @@ class Quantize:
             else:
                 cap = np.where(over, np.abs(b) / (lim * s_in) * (1 + 1e-9), sw)
                 sw = cap if self.per_channel else np.full_like(sw, cap.max())
-                fw = np.array([calibrate._frac_of(v) for v in sw], dtype=np.int64)
+                fw = np.array([numerics.frac_of(v) for v in sw], dtype=np.int64)
             log.info("node %r: weight scale of %d channel(s) lowered so the bias fits the "
                      "accumulator", node.name, int(over.sum()))
         qmax = numerics.weight_max(wbits)
@@ -340,7 +340,7 @@ def imported_weights(g: ir.Graph, node: ir.Node, mat: np.ndarray
                         "quant_pre_process)")
     wbits = max(bits, int(np.abs(wq).max(initial=1)).bit_length() + 1)
     numerics.check_bits(f"{where}: weight", wbits)
-    fw = np.array([int(np.clip(round(-np.log2(v)), -48, 48)) for v in sw], dtype=np.int64)
+    fw = np.array([numerics.frac_of(v) for v in sw], dtype=np.int64)
     return wq.astype(np.int64), fw, sw, wbits
 
 
