@@ -122,3 +122,24 @@ def test_global_average_pool_end_to_end(tmp_path, pe):
     opts = pipeline.Options(pe=pe, samples=2, calib=calib.astype(np.float32))
     result = compile_and_simulate(model, tmp_path / "design", "ds_cnn_small(0, gap)", opts)
     assert result["cycles"] == result["predicted_cycles"] > 0
+
+
+def test_the_mean_factor_of_a_non_power_of_two_map_is_in_mult_not_in_the_weight(graph):
+    """ds_cnn_small's 6 x 5 map: each channel's weight is the quantized 1 (not 1/30 rounded to
+    a power-of-two grid) and mult * 2**-shift carries 1/30 (numerics.requant_real); resnet8's
+    2 x 2 map keeps the exact power-of-two weight 1/4 and requant_params."""
+    node = _pool(graph)
+    _, c, h, w = graph.tensor(node.inputs[0]).shape
+    weight, mult, shift = (graph.const(node, k) for k in ("weight", "mult", "shift"))
+    fin, fout = graph.tensor(node.inputs[0]).q, graph.tensor(node.outputs[0]).q
+    wq = weight[:, 0, 0, 0]
+    fw = np.array([int(v).bit_length() - 1 for v in wq])  # the weights are powers of two
+    assert np.array_equal(wq, 1 << fw)
+    n = h * w
+    if n & (n - 1):  # the weight's frac is fw (wq = 1 * 2**fw): ratio = s_in 2**-fw / n / s_out
+        ratio = fin.scale * 2.0 ** -fw.astype(float) / n / fout.scale
+        want = numerics.requant_real(ratio)
+        assert np.array_equal(mult, want[0]) and np.array_equal(shift, want[1])
+        assert np.allclose(mult * 2.0 ** -shift.astype(float), ratio, rtol=1e-4)
+    else:  # weight 2**fw * 2**-fw' = 1/n exactly: nothing to fold
+        assert np.array_equal(mult, np.ones(c, np.int64))
