@@ -7,6 +7,12 @@ hardware executes.
   cost ROM words and cycles; the report shows the utilization honestly).
 - QMaxPool is a depthwise "convolution" with identity weights whose accumulator keeps the
   maximum instead of the sum (the column's max mode), padding excluded.
+- A QConv that is a global average pool (depthwise, one output pixel, kernel = the whole map,
+  each channel's weight the same at every position: what Canonicalize makes of
+  GlobalAveragePool) is a reduce-mode layer: a 1 x 1 depthwise convolution of that weight over
+  all H x W pixels whose accumulator sums over the pixels into its one entry (``Geom.reduce``).
+  sum over pixels of x * w equals the window convolution's sum integer for integer, so the
+  numerics are the QConv's; it costs H*W cycles per live tile instead of R per kernel position.
 - QAdd is a 1 x 1 convolution over its two inputs stacked along K: diagonal weights wa for
   the first input's channels, wb for the second's.
 - QConcat is a 1 x 1 convolution over its inputs stacked along K (each with its own channel
@@ -46,6 +52,12 @@ class Geom:
     group: int = 1
     sources: int = 1  # input tensors stacked along K (2 for a residual Add)
     src_cin: tuple[int, ...] = ()  # channels of each source when they differ (a Concat)
+    reduce: bool = False  # reduce mode: the M steps sum into one output pixel
+
+    @property
+    def out_m(self) -> int:
+        """Output pixels: 1 in reduce mode, else M."""
+        return 1 if self.reduce else self.m
 
     @property
     def cins(self) -> tuple[int, ...]:
@@ -111,6 +123,11 @@ def geometry(g: ir.Graph, node: ir.Node) -> Geom:
                     eye)
     w = np.asarray(g.const(node, "weight"), dtype=np.int64)  # [Cout, Cin/g, kh, kw]
     cout, cg = w.shape[:2]
+    if _global_pool(op, w, (h, wd), (oh, ow), c):
+        diag = np.zeros((1, 1, c, c), dtype=np.int64)
+        diag[0, 0, np.arange(c), np.arange(c)] = w[:, 0, 0, 0]
+        return Geom(h, wd, c, h, wd, c, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), False, diag,
+                    c, reduce=True)
     dense = np.zeros((kh, kw, c, cout), dtype=np.int64)
     per = cout // op.group
     for gi in range(op.group):
@@ -118,3 +135,12 @@ def geometry(g: ir.Graph, node: ir.Node) -> Geom:
         dense[:, :, gi * cg:(gi + 1) * cg, gi * per:(gi + 1) * per] = block
     return Geom(h, wd, c, oh, ow, cout, op.kernel, op.strides, op.pads, op.dilations, False,
                 dense, op.group)
+
+
+def _global_pool(op: ir.QConv, w: np.ndarray, hw: tuple[int, int], ohw: tuple[int, int],
+                 c: int) -> bool:
+    """A depthwise QConv over the whole (unpadded) map to one pixel whose weight is the same
+    at every kernel position of a channel: a reduce-mode layer."""
+    return (ohw == (1, 1) and tuple(op.kernel) == hw and not any(op.pads)
+            and tuple(op.dilations) == (1, 1) and op.group == c == w.shape[0] and hw != (1, 1)
+            and bool((w == w[:, :, :1, :1]).all()))

@@ -79,7 +79,7 @@ class HwParams:
 
     @property
     def LTW(self) -> int:
-        return 3 * self.DW + 2 * self.STW + 2 * self.XAW + 1
+        return 3 * self.DW + 2 * self.STW + 2 * self.XAW + 2
 
     @property
     def CSW(self) -> int:
@@ -256,7 +256,8 @@ def schedule_words(s: Schedule, p: HwParams) -> list[int]:
 def layer_words(s: Schedule, p: HwParams) -> list[int]:
     """The layer table: feature-map geometry and address steps of each layer."""
     return [pack([(x.ih, p.DW), (x.iw, p.DW), (x.ow, p.DW), (x.sh, p.STW), (x.sw, p.STW),
-                  (x.a_step, p.XAW), (x.a_wrap, p.XAW), (x.max_mode, 1)])
+                  (x.a_step, p.XAW), (x.a_wrap, p.XAW), (x.max_mode, 1),
+                  (x.reduce, 1)])
             for x in s.tables]
 
 

@@ -76,6 +76,7 @@ class LayerGeometry:
     a_wrap: int
     max_mode: bool
     cin: int = 0
+    reduce: bool = False  # reduce mode: every step of a tile sums into accumulator entry 0
 
 
 @dataclass(frozen=True)
@@ -191,7 +192,7 @@ def schedule(g: ir.Graph, r: int, c: int) -> Schedule:
     geos = [lowering.geometry(g, node) for node in nodes]
     words = {t: tensor_words(g.tensor(t).shape, b) for t in g.inputs}
     for node, geo in zip(nodes, geos, strict=True):
-        words[node.outputs[0]] = geo.m * -(-geo.cout // b)
+        words[node.outputs[0]] = geo.out_m * -(-geo.cout // b)
         for t, cin in zip(node.inputs, geo.cins, strict=False):  # a Dense reads its own [M, K]
             if t in g.inputs and words[t] != geo.ih * geo.iw * -(-cin // b):
                 words[t] = max(words[t], geo.ih * geo.iw * -(-cin // b))
@@ -247,7 +248,8 @@ def schedule(g: ir.Graph, r: int, c: int) -> Schedule:
                     barrier=li > 0 and len(tiles) == first,
                     rd_base=in_base + (off_h * geo.iw + off_w) * strides[src] + (cb * r) // b,
                     rd_stride=strides[src], rd_rot=(cb * r) % b, wr_base=out_base + n0 // b,
-                    wr_stride=wr_stride, wr_rot=n0 % b, p_addr=p_base + nt, kh=kh, kw=kw,
+                    wr_stride=0 if geo.reduce else wr_stride,  # reduce: one output pixel
+                    wr_rot=n0 % b, p_addr=p_base + nt, kh=kh, kw=kw,
                     cb=cb, off_h=off_h, off_w=off_w, mlo=mlo, mhi=mhi,
                     krow0=krow[src] + cb * r, ltab=ltabs[src]))
         emitted = len(tiles) - first
@@ -268,7 +270,8 @@ def _table(geo: lowering.Geom, stride: int, cin: int) -> LayerGeometry:
     """The layer-table entry of a layer whose input has ``stride`` words per pixel."""
     (sh, sw) = geo.strides
     return LayerGeometry(geo.ih, geo.iw, geo.ow, sh, sw, sw * stride,
-                         (sh * geo.iw - (geo.ow - 1) * sw) * stride, geo.max_mode, cin)
+                         (sh * geo.iw - (geo.ow - 1) * sw) * stride, geo.max_mode, cin,
+                         geo.reduce)
 
 
 def cycle_model(tiles: list[Tile], r: int, c: int, xlat: int = 0

@@ -22,7 +22,9 @@
 // Timing: the column's partial sum and its control word arrive together in cycle u. The
 // accumulator is read in u and written in u+1; on a tile's `last` pass the sum goes to the
 // requantizer in u+1 and its write request leaves in u+7 (edgehls_postproc LAT = 6), or in
-// u+8 with tables (one more stage: the table ROM's read, for every layer alike).
+// u+8 with tables (one more stage: the table ROM's read, for every layer alike). A step that
+// reads the entry the step before it is writing (back to back on the same address: reduce
+// mode) takes the sum being written instead of the RAM's stale word (forwarding).
 module edgehls_column #(
     parameter integer J = 0,
     parameter integer B = 4,
@@ -90,13 +92,18 @@ module edgehls_column #(
     reg  [ACC_W-1:0] a_psum;
     reg  [AT-1:0]    a_tag;
     wire [ACC_W-1:0] acc_q;
+    reg              f_hit;   // this step's entry is the one the previous step wrote
+    reg  [ACC_W-1:0] f_sum;   // and the sum it wrote
 
     always @(posedge clk) begin
         if (!rst_n) begin
             a_valid <= 1'b0;
+            f_hit <= 1'b0;
         end else begin
             a_valid <= c_valid;
+            f_hit <= c_valid && a_valid && !a_last && (c_m[MAW-1:0] == a_m[MAW-1:0]);
         end
+        f_sum <= sum;
         a_clear <= c_clear;
         a_last <= c_last;
         a_en <= en;
@@ -110,9 +117,10 @@ module edgehls_column #(
     // sum mode: accumulate. Max mode: the maximum over the steps that take part; a cleared
     // accumulator that has seen none yet holds the most negative value.
     wire [ACC_W-1:0] most_neg = {1'b1, {(ACC_W - 1){1'b0}}};
-    wire [ACC_W-1:0] prev = a_clear ? most_neg : acc_q;
+    wire [ACC_W-1:0] acc_v = f_hit ? f_sum : acc_q;
+    wire [ACC_W-1:0] prev = a_clear ? most_neg : acc_v;
     wire [ACC_W-1:0] max_v = (a_act && ($signed(a_psum) > $signed(prev))) ? a_psum : prev;
-    wire [ACC_W-1:0] sum = a_max ? max_v : (a_clear ? {ACC_W{1'b0}} : acc_q) + a_psum;
+    wire [ACC_W-1:0] sum = a_max ? max_v : (a_clear ? {ACC_W{1'b0}} : acc_v) + a_psum;
 
     edgehls_ram_sdp #(.W(ACC_W), .DEPTH(MDEPTH)) u_acc (
         .clk(clk),

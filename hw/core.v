@@ -63,7 +63,7 @@ module edgehls_core #(
     parameter integer STW = 1,
     parameter integer XAW = AAW + 3,
     parameter integer SDW = DW + 2,
-    parameter integer LTW = 3 * DW + 2 * STW + 2 * XAW + 1,
+    parameter integer LTW = 3 * DW + 2 * STW + 2 * XAW + 2,
     parameter integer SW = WAW + MCW + RCW + CCW + 3 + XAW + 2 * AAW + 2 * BW + PAW + CSW
                            + 2 * SDW + 2 * CCW,
     parameter integer SAW = (NT > 1) ? $clog2(NT) : 1,

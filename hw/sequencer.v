@@ -14,12 +14,16 @@
 //   WAW, MCW, RCW, CCW, AAW, BW, PAW, CSW  field widths
 //   XAW, SDW, DW, STW  signed read-address, signed window-position, map-size and stride widths
 //   LTW   layer-table word: ih[DW] iw[DW] ow[DW] sh[STW] sw[STW] a_step[XAW] a_wrap[XAW] max
+//         red
 //
 // Every layer is a convolution over an NHWC map (a dense layer is 1 x 1 over 1 x M pixels):
 // step m of a tile is output pixel (oh, ow) = (m / OW, m % OW); it reads input pixel
 // (oh*sh + off_h, ow*sw + off_w) of the tile's kernel position, at a running address that
 // steps by a_step along a row and a_wrap to the next row. A pixel outside the map (padding)
 // is flagged (st_pvalid = 0) and read as zeros.
+// Reduce mode (the layer's `red` bit: a global average pool) sums all M steps of a tile into one
+// accumulator entry: st_m stays 0, st_clear is only on the tile's first step and st_last only on
+// its final one (so one output pixel is written, on the `last` tile). The timing is the same.
 //
 // Timing (edgehls.tiler.cycle_model computes the same recurrence; tests compare them):
 //   `go` starts the schedule; the cycle after it is run cycle 0.
@@ -45,7 +49,7 @@ module edgehls_sequencer #(
     parameter integer DW = 4,
     parameter integer SDW = DW + 2,
     parameter integer STW = 1,
-    parameter integer LTW = 3 * DW + 2 * STW + 2 * XAW + 1,
+    parameter integer LTW = 3 * DW + 2 * STW + 2 * XAW + 2,
     parameter integer SW = WAW + MCW + RCW + CCW + 3 + XAW + 2 * AAW + 2 * BW + PAW + CSW
                            + 2 * SDW + 2 * CCW,
     parameter integer SAW = (NT > 1) ? $clog2(NT) : 1,
@@ -123,6 +127,7 @@ module edgehls_sequencer #(
     localparam integer L_STEP = L_SW + STW;
     localparam integer L_WRAP = L_STEP + XAW;
     localparam integer L_MAX = L_WRAP + XAW;
+    localparam integer L_RED = L_MAX + 1;
 
     // The earliest-cycle constraints of the timing recurrence, each kept as the number of cycles
     // still to wait (0: met) rather than an absolute cycle compared with cyc: a 32-bit compare
@@ -151,6 +156,7 @@ module edgehls_sequencer #(
     reg  [CSW-1:0] ld_layer;
     reg  [MCW-1:0] m_left;
     reg  [AAW-1:0] wr_stride;
+    reg            red, tile_last;  // the issuing tile's reduce mode and its `last` flag
     // window walk of the issuing tile
     reg  signed [XAW-1:0] rd;
     reg  signed [SDW-1:0] ih, iw, off_w;
@@ -203,7 +209,11 @@ module edgehls_sequencer #(
                 if (m_left != 0) begin
                     st_valid <= 1'b1;
                     st_first <= 1'b0;
-                    st_m <= st_m + 1'b1;
+                    st_m <= red ? {MCW{1'b0}} : st_m + 1'b1;
+                    if (red) begin
+                        st_clear <= 1'b0;
+                        st_last <= tile_last && (m_left == {{(MCW - 1){1'b0}}, 1'b1});
+                    end
                     st_wr_addr <= st_wr_addr + wr_stride;
                     if (owc == ow_last) begin
                         owc <= {DW{1'b0}};
@@ -223,7 +233,10 @@ module edgehls_sequencer #(
                     st_first <= 1'b1;
                     st_m <= {MCW{1'b0}};
                     st_clear <= sched_is[O_CLEAR];
-                    st_last <= sched_is[O_LAST];
+                    st_last <= sched_is[O_LAST]
+                               && (!ltab[L_RED] || e_m == {{(MCW - 1){1'b0}}, 1'b1});
+                    tile_last <= sched_is[O_LAST];
+                    red <= ltab[L_RED];
                     st_k_rows <= sched_is[O_KROWS +: RCW];
                     st_n_cols <= sched_is[O_NCOLS +: CCW];
                     rd <= sched_is[O_RDBASE +: XAW];

@@ -25,6 +25,8 @@ CALIB = 16  # random calibration samples
 CASES = [
     ("ds_cnn_small", (4, 4), 2),
     ("resnet8_small", (4, 4), 2),
+    ("ds_cnn_small", (3, 5), 2),  # global pool in reduce mode across misaligned channel blocks
+    ("resnet8_small", (3, 5), 2),
     ("ds_cnn", (8, 8), 1),
     ("ds_cnn", (16, 16), 1),
     ("resnet8", (8, 8), 1),

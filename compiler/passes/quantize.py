@@ -201,12 +201,16 @@ class Quantize:
                             f"{list(b.shape)} and input {list(g.tensor(node.inputs[0]).shape)} "
                             "do not agree")
         fin, fout = formats[node.inputs[0]], formats[node.outputs[0]]
+        # a global average pool over a map of a size not a power of two: weight w * (kh*kw)
+        # (usually 1: the mean's 1 / (kh*kw) not rounded into the weight) and the factor in
+        # mult/shift (requant_real), so the integers are requantize(sum of x * w_q + b).
+        fold = _pool_fold(g, node, w) if g.imported is None else 1
         if g.imported is not None:
             wq, fw, sw, wbits = imported_weights(g, node, mat)
         else:
             wbits = self.bits(node.name)[0]
-            wq, fw, sw = self._weights(node, mat, b, fin, wbits)
-        s_acc = fin.scale * sw
+            wq, fw, sw = self._weights(node, mat * fold, b * fold, fin, wbits)
+        s_acc = fin.scale * sw / fold
         acc = numerics.acc_bits(wbits, fin.bits, k)
         lim = numerics.bias_bound(wbits, fin.bits, k)
         if g.imported is not None:  # the model's int32 bias, exactly: widen the accumulator
@@ -215,7 +219,7 @@ class Quantize:
         else:
             bq = numerics.quantize_scaled(b, s_acc, -lim, lim)
         try:
-            if self.scale == "pow2" and g.imported is None:
+            if self.scale == "pow2" and g.imported is None and fold == 1:
                 mult, shift = numerics.requant_params(fin.frac + fw, fout.frac)
             else:
                 mult, shift = numerics.requant_real(s_acc / fout.scale)
@@ -398,6 +402,22 @@ def _concat_params(g: ir.Graph, node: ir.Node, formats: dict[str, ir.QFormat]
         return numerics.requant_params(fracs, fout.frac)
     except OptionError as e:
         raise OptionError(f"node {node.name!r} (Concat): {e}") from e
+
+
+def _pool_fold(g: ir.Graph, node: ir.Node, w: np.ndarray) -> int:
+    """kh * kw for a depthwise Conv over the whole unpadded map to one pixel whose weight is the
+    same at every kernel position of a channel (a global average pool) when kh * kw is not a
+    power of two (1 / (kh*kw) is then not exact as a power-of-two weight); else 1."""
+    op = node.op
+    if not isinstance(op, ir.Conv):
+        return 1
+    _, c, h, wd = g.tensor(node.inputs[0]).shape
+    n = h * wd
+    if (tuple(op.kernel) != (h, wd) or any(op.pads) or tuple(op.dilations) != (1, 1)
+            or op.group != c or w.shape[:2] != (c, 1) or n & (n - 1) == 0
+            or not (w == w[:, :, :1, :1]).all()):
+        return 1
+    return n
 
 
 def _leaky_consts(g: ir.Graph, out: ir.Graph, node: ir.Node, mult: np.ndarray,
