@@ -73,6 +73,8 @@ def write(g: ir.Graph, s: Schedule, p: HwParams, out: Path, source: str,
         params += [("SHARE", p.SHARE)]
     if p.NEG:
         params += [("NEG", p.NEG)]
+    if p.RED:
+        params += [("RED", p.RED)]
     if p.NLUT:
         params += [("NLUT", p.NLUT), ("LIW", p.LIW)]
     if p.EW:
@@ -90,7 +92,7 @@ def write(g: ir.Graph, s: Schedule, p: HwParams, out: Path, source: str,
             (rtl / target / f"edgehls_{name}").write_text(hw_source(f"{target}/{name}"))
     top = env.get_template("top.v.j2").render(
         version=edgehls.__version__, source=source, top=TOP, params=params,
-        core_params=[(k, v) for k, v in params if k in CORE_PARAMS + ("NEG", "NLUT", "LIW")],
+        core_params=[(k, v) for k, v in params if k in CORE_PARAMS + ("NEG", "NLUT", "LIW", "RED")],
         in_tw=sp["IN_TW"], out_tw=sp["OUT_TW"], C=s.C, rom_dir="rom/", share=p.SHARE,
         encoded=bool(p.EW), bitmap=f"{nsel}'h{p.BITMAP:x}", empty=f"{nsel}'h{p.EMPTY:x}",
         zero=f"{nsel * (p.SHARE or p.WW)}'h{p.ZERO:x}",

@@ -49,6 +49,7 @@ class HwParams:
     SB: int = numerics.SHIFT_BITS
     NLUT: int = 0  # table activations (hw/column.v's table stage when > 0)
     NEG: int = 0  # 1: post words carry the negative-side pair (some layer has a LeakyRelu)
+    RED: int = 0  # 1: some layer runs in reduce mode (the sequencer's and columns' logic for it)
 
     @property
     def LIW(self) -> int:
@@ -160,7 +161,8 @@ def hw_params(g: ir.Graph, s: Schedule, encoding: str = "raw") -> HwParams:
         PDEPTH=s.pdepth, NL=len(geo), SHARE=shares.pop(), DMAX=dmax,
         SMAX=max([1] + [max(x.sh, x.sw) for x in geo]),
         NLUT=sum(1 for n in layers if n.const_name("lut")),
-        NEG=int(any(n.const_name("mult_n") for n in layers)))
+        NEG=int(any(n.const_name("mult_n") for n in layers)),
+        RED=int(any(x.reduce for x in geo)))
     lim = 1 << (p.XAW - 1)
     if any(not -lim <= v < lim for t in s.tiles for v in (t.rd_base,)) or any(
             not -lim <= v < lim for x in geo for v in (x.a_step, x.a_wrap)):

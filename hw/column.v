@@ -39,6 +39,7 @@ module edgehls_column #(
     parameter integer MB = 16,
     parameter integer SB = 6,
     parameter integer NEG = 0,
+    parameter integer RED = 0,  // 1: forwarding for reduce mode's back-to-back steps on one entry
     parameter integer NLUT = 0,
     parameter integer LIW = 1,
     parameter LUT_FILE = "lut.hex",
@@ -117,7 +118,7 @@ module edgehls_column #(
     // sum mode: accumulate. Max mode: the maximum over the steps that take part; a cleared
     // accumulator that has seen none yet holds the most negative value.
     wire [ACC_W-1:0] most_neg = {1'b1, {(ACC_W - 1){1'b0}}};
-    wire [ACC_W-1:0] acc_v = f_hit ? f_sum : acc_q;
+    wire [ACC_W-1:0] acc_v = (RED != 0 && f_hit) ? f_sum : acc_q;
     wire [ACC_W-1:0] prev = a_clear ? most_neg : acc_v;
     wire [ACC_W-1:0] max_v = (a_act && ($signed(a_psum) > $signed(prev))) ? a_psum : prev;
     wire [ACC_W-1:0] sum = a_max ? max_v : (a_clear ? {ACC_W{1'b0}} : acc_v) + a_psum;

@@ -68,6 +68,7 @@ module edgehls_core #(
                            + 2 * SDW + 2 * CCW,
     parameter integer SAW = (NT > 1) ? $clog2(NT) : 1,
     parameter integer NEG = 0,
+    parameter integer RED = 0,  // 1: some layer runs in reduce mode (a global average pool)
     parameter integer NLUT = 0,
     parameter integer LIW = 1,
     parameter LUT_FILE = "lut.hex",
@@ -160,7 +161,7 @@ module edgehls_core #(
     edgehls_sequencer #(
         .R(R), .C(C), .NT(NT), .WAW(WAW), .MCW(MCW), .RCW(RCW), .CCW(CCW), .AAW(AAW),
         .BW(BW), .PAW(PAW), .CSW(CSW), .XAW(XAW), .DW(DW), .SDW(SDW), .STW(STW), .LTW(LTW),
-        .XLAT((NLUT > 0) ? 1 : 0)
+        .XLAT((NLUT > 0) ? 1 : 0), .RED(RED)
     ) u_seq (
         .clk(clk), .rst_n(rst_n), .go(go), .finished(finished), .cycles(run_cycles),
         .sched_addr_ld(sched_addr_ld), .sched_ld(sched_ld),
@@ -347,7 +348,7 @@ module edgehls_core #(
             edgehls_column #(
                 .J(gj), .B(B), .AW(AW), .ACC_W(ACC_W), .MDEPTH(MDEPTH), .MCW(MCW),
                 .AAW(AAW), .BW(BW), .CCW(CCW), .PAW(PAW), .MB(MB), .SB(SB), .PW(PW),
-                .NEG(NEG), .NLUT(NLUT), .LIW(LIW), .LUT_FILE(LUT_FILE)
+                .NEG(NEG), .NLUT(NLUT), .LIW(LIW), .LUT_FILE(LUT_FILE), .RED(RED)
             ) u_col (
                 .clk(clk), .rst_n(rst_n),
                 .psum(psum[gj*ACC_W +: ACC_W]),

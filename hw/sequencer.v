@@ -54,7 +54,8 @@ module edgehls_sequencer #(
                            + 2 * SDW + 2 * CCW,
     parameter integer SAW = (NT > 1) ? $clog2(NT) : 1,
     parameter integer RW = (R > 1) ? $clog2(R) : 1,
-    parameter integer XLAT = 0  // extra write latency of the columns (1 with table activations)
+    parameter integer XLAT = 0,  // extra write latency of the columns (1 with table activations)
+    parameter integer RED = 0  // 1: some layer runs in reduce mode; 0: its logic is left out
 ) (
     input  wire           clk,
     input  wire           rst_n,
@@ -233,10 +234,10 @@ module edgehls_sequencer #(
                     st_first <= 1'b1;
                     st_m <= {MCW{1'b0}};
                     st_clear <= sched_is[O_CLEAR];
-                    st_last <= sched_is[O_LAST]
-                               && (!ltab[L_RED] || e_m == {{(MCW - 1){1'b0}}, 1'b1});
+                    st_last <= sched_is[O_LAST] && (RED == 0 || !ltab[L_RED]
+                                                    || e_m == {{(MCW - 1){1'b0}}, 1'b1});
                     tile_last <= sched_is[O_LAST];
-                    red <= ltab[L_RED];
+                    red <= (RED != 0) && ltab[L_RED];
                     st_k_rows <= sched_is[O_KROWS +: RCW];
                     st_n_cols <= sched_is[O_NCOLS +: CCW];
                     rd <= sched_is[O_RDBASE +: XAW];
