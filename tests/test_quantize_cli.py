@@ -9,17 +9,12 @@ from pathlib import Path
 
 import pytest
 from test_cli import DATA, MODEL, compile_args, expect_error, run
+from test_compress_cli import config as precision  # writes a JSON/YAML file the same way
 
 
 @pytest.fixture
 def out_dir(tmp_path: Path) -> Path:
     return tmp_path / "out"
-
-
-def precision(tmp_path: Path, cfg: object, suffix: str = ".json") -> Path:
-    path = tmp_path / f"precision{suffix}"
-    path.write_text(cfg if isinstance(cfg, str) else json.dumps(cfg))
-    return path
 
 
 def test_report_states_the_quantization(capsys, tmp_path, out_dir):
