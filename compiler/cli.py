@@ -134,6 +134,11 @@ def parser() -> argparse.ArgumentParser:
                    "at one row per cycle, cycles unchanged. Encoded, each layer's weights are "
                    "stored at its own --precision width; raw is the plain ROM, every layer at "
                    "the widest width")
+    c.add_argument("--no-pack-input", action="store_true",
+                   help="do not pack a first convolution's kernel taps into array rows (by "
+                   "default a convolution on a model input with few channels stores that input "
+                   "flat and zero padded along w, so a tile holds R (kw, channel) rows instead "
+                   "of cin); for A/B comparison")
     c.add_argument("--clock-mhz", type=float, default=100.0, metavar="F",
                    help="clock constraint written to vivado/ and quartus/ (default 100)")
     c.add_argument("--force", action="store_true", help="overwrite a non-empty output DIR")
@@ -182,7 +187,8 @@ def options(a: argparse.Namespace) -> pipeline.Options:
         precision=(pipeline.load_config(a.precision, "--precision", pipeline.PRECISION_EXAMPLE)
                    if getattr(a, "precision", None) else None),
         input_range=getattr(a, "input_range", (-1.0, 1.0)),
-        encode=getattr(a, "encode", "auto"))
+        encode=getattr(a, "encode", "auto"),
+        pack_input=not getattr(a, "no_pack_input", False))
 
 
 def cmd_compile(a: argparse.Namespace) -> int:

@@ -27,6 +27,7 @@ TARGET_FILES = {"ecp5": ("mult.v",)}
 CORE_PARAMS = ("R", "C", "B", "AW", "WW", "ACC_W", "ADEPTH", "MDEPTH", "NT", "WDEPTH", "PDEPTH",
                "MB", "SB", "IN_BITS", "IN_TW", "IN_M", "IN_K", "OUT_TW", "OUT_M", "OUT_N",
                "OUT_BASE", "IN_BASE", "CSW", "DW", "STW", "LTW")
+PK_PARAMS = ("PK", "PK_W", "PK_L", "PK_R")  # a packed input (set only when PK = 1)
 
 
 def environment() -> jinja2.Environment:
@@ -75,6 +76,8 @@ def write(g: ir.Graph, s: Schedule, p: HwParams, out: Path, source: str,
         params += [("NEG", p.NEG)]
     if p.RED:
         params += [("RED", p.RED)]
+    if p.PK:
+        params += [(k, getattr(p, k)) for k in PK_PARAMS]
     if p.NLUT:
         params += [("NLUT", p.NLUT), ("LIW", p.LIW)]
     if p.EW:
@@ -92,7 +95,8 @@ def write(g: ir.Graph, s: Schedule, p: HwParams, out: Path, source: str,
             (rtl / target / f"edgehls_{name}").write_text(hw_source(f"{target}/{name}"))
     top = env.get_template("top.v.j2").render(
         version=edgehls.__version__, source=source, top=TOP, params=params,
-        core_params=[(k, v) for k, v in params if k in CORE_PARAMS + ("NEG", "NLUT", "LIW", "RED")],
+        core_params=[(k, v) for k, v in params
+                     if k in CORE_PARAMS + ("NEG", "NLUT", "LIW", "RED") + PK_PARAMS],
         in_tw=sp["IN_TW"], out_tw=sp["OUT_TW"], C=s.C, rom_dir="rom/", share=p.SHARE,
         encoded=bool(p.EW), bitmap=f"{nsel}'h{p.BITMAP:x}", empty=f"{nsel}'h{p.EMPTY:x}",
         zero=f"{nsel * (p.SHARE or p.WW)}'h{p.ZERO:x}",

@@ -157,6 +157,11 @@ def features(hw: dict[str, int], target: str) -> dict[str, dict[str, float]]:
             math.log2(buf + 1))
     f["sequencer"] = {"reg": 2 * p.SW, "adder": 4 * p.AAW,
                       "rom": 2 * p.SW * math.ceil(p.NT / k), "fixed": 1}
+    if p.PK:  # packed input: the rotation walk (r_step, r_wrap, two sums and compares, the
+        # word carry) and the loader's padded-row counter and pad flag
+        f["sequencer"]["reg"] += 2 * p.BW + 33
+        f["sequencer"]["adder"] += 4 * (p.BW + 1) + p.XAW + 3 * 32
+        f["sequencer"]["mux"] = 2 * p.BW
     return f
 
 

@@ -48,6 +48,7 @@ class Options:
     precision: dict | None = None  # the --precision file, parsed
     input_range: tuple[float, float] = (-1.0, 1.0)  # random calibration inputs without --calib
     encode: str = "auto"  # sparsity encoding of the weight ROM (edgehls.encode.OPTIONS)
+    pack_input: bool = True  # pack a first convolution's taps into rows (tiler.packed_layers)
 
 
 def passes(opts: Options) -> list[Pass]:
@@ -286,7 +287,7 @@ def compile_model(model: Path, out: Path, opts: Options, force: bool = False) ->
     g_float = frontend.load(model, opts.input_shape)
     g_canon = run_passes(g_float, pipe[:1])
     g = run_passes(g_canon, pipe[1:])
-    sched = tiler.schedule(g, r, c)
+    sched = tiler.schedule(g, r, c, opts.pack_input)
     hw = romgen.hw_params(g, sched, opts.encode)
     x = golden_samples(g, opts)
     x_q = golden.quantize_input(g, x)

@@ -97,7 +97,9 @@ def build(g: ir.Graph, s: Schedule, p: HwParams, out: Path, source: str, opts: A
             # an encoded stream stores a layer at its own width; the plain ROM at the widest
             "element_bits": element[plan.index],
             "share_bits": p.SHARE, "acc_bits": getattr(node.op, "acc_bits", p.ACC_W),
-            "wbits": wbits, "abits": g.tensor(node.outputs[0]).q.bits})
+            "wbits": wbits, "abits": g.tensor(node.outputs[0]).q.bits,
+            # its input stored flat, zero padded along w: (kw, c) rows packed into tiles
+            "packed": bool(g_.packed)})
     widths = {"schedule.hex": p.SW, "weights.hex": p.ROM_W, "codebook.hex": p.WW,
               "layers.hex": p.LTW, "lut.hex": p.AW}
     rom_bits = {f.name: len(f.read_text().split()) * widths.get(f.name, p.PW)
@@ -118,6 +120,7 @@ def build(g: ir.Graph, s: Schedule, p: HwParams, out: Path, source: str, opts: A
             "wbits": opts.wbits if g.imported is None else p.WW,
             "abits": opts.abits if g.imported is None else p.AW - 1,
             "quantization": quantization(g, opts), "encode": getattr(opts, "encode", "raw"),
+            "pack_input": s.pack_input,
             "layers": layers, "total": total, "accuracy": acc, "notes": list(g.notes),
             "estimate": estimate.report_entry(dataclasses.asdict(p)),
             "memory": memory(s, p)}
@@ -197,6 +200,14 @@ def markdown(rep: dict[str, Any]) -> str:
     if narrow:
         lines += ["", "Mixed precision: layers stored at their own widths in the ROM "
                   f"({', '.join(narrow)} bits a weight), sign-extended as they are decoded."]
+    packed = [ly["name"] for ly in rep["layers"] if ly.get("packed")]
+    if packed or not rep.get("pack_input", True):
+        lines += ["", "Packed input: " + (
+            f"{', '.join(packed)} reads the model input stored flat and zero padded along w, "
+            "each weight tile holding up to R (kernel column, channel) rows of one kernel row "
+            "(--no-pack-input turns this off)." if packed else
+            "off (--no-pack-input): a convolution on the model input uses one tile per "
+            "kernel position and block of R channels.")]
     m = rep["memory"]
     lines += ["", "On-chip memory (bits): " + ", ".join(f"{k} {v}" for k, v in m.items()), ""]
     if rep["accuracy"]:
@@ -236,8 +247,10 @@ def manifest(g: ir.Graph, s: Schedule, p: HwParams, source: str, opts: Any,
                       "output": "m_axis (one element a beat, tlast on the last)"},
         "hw": {k: getattr(p, k) for k in ("R", "C", "B", "AW", "WW", "ACC_W", "ADEPTH",
                                           "MDEPTH", "NT", "WDEPTH", "PDEPTH", "EW",
-                                          "EDEPTH")},
+                                          "EDEPTH", "PK")},
         "schedule": {"tiles": len(s.tiles), "layers": len(s.layers),
+                     "pack_input": s.pack_input,
+                     "packed_layers": [p.name for p in s.layers if p.geom.packed],
                      "predicted_cycles": s.total_cycles, "drain_cycles": drain(s.R, s.C, s.xlat),
                      "layer_cycles": s.layer_cycles()},
         "golden": {"samples": samples, "inputs": "golden/inputs.npy",

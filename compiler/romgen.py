@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from edgehls import encode, ir, lowering, numerics
+from edgehls import encode, ir, lowering, numerics, tiler
 from edgehls.errors import PassError, UnsupportedError
 from edgehls.tiler import Schedule, dense_layers
 
@@ -50,6 +50,12 @@ class HwParams:
     NLUT: int = 0  # table activations (hw/column.v's table stage when > 0)
     NEG: int = 0  # 1: post words carry the negative-side pair (some layer has a LeakyRelu)
     RED: int = 0  # 1: some layer runs in reduce mode (the sequencer's and columns' logic for it)
+    # 1: a layer's input is packed (tiler.packed_layers): the layer table's r_step/r_wrap, the
+    # sequencer's rotation walk and the input loader's padded layout; 0: all left out
+    PK: int = 0
+    PK_W: int = 1  # the packed input's width, its left and right pad columns (the loader's
+    PK_L: int = 0  # zero writes)
+    PK_R: int = 0
 
     @property
     def LIW(self) -> int:
@@ -80,7 +86,7 @@ class HwParams:
 
     @property
     def LTW(self) -> int:
-        return 3 * self.DW + 2 * self.STW + 2 * self.XAW + 2
+        return 3 * self.DW + 2 * self.STW + 2 * self.XAW + 2 + (2 * self.BW if self.PK else 0)
 
     @property
     def CSW(self) -> int:
@@ -149,7 +155,7 @@ def hw_params(g: ir.Graph, s: Schedule, encoding: str = "raw") -> HwParams:
                         f"ROM has one word format); got {sorted(shares)}")
     abits = max(g.tensor(t).q.bits for t in g.tensors if g.tensor(t).q is not None)
     geo = s.tables
-    dmax = max([1] + [max(x.ih, x.iw, x.ow) for x in geo]
+    dmax = max([1] + [max(x.ih, x.walk_iw, x.ow) for x in geo]
                + [max(abs(t.off_h), abs(t.off_w)) for t in s.tiles])
     arith = [n.op for n in layers if not isinstance(n.op, ir.QMaxPool | ir.QAdd | ir.QConcat)]
     wbits = max([2] + [op.wbits for op in arith])
@@ -162,7 +168,9 @@ def hw_params(g: ir.Graph, s: Schedule, encoding: str = "raw") -> HwParams:
         SMAX=max([1] + [max(x.sh, x.sw) for x in geo]),
         NLUT=sum(1 for n in layers if n.const_name("lut")),
         NEG=int(any(n.const_name("mult_n") for n in layers)),
-        RED=int(any(x.reduce for x in geo)))
+        RED=int(any(x.reduce for x in geo)),
+        **({"PK": 1, "PK_W": s.packed.iw, "PK_L": s.packed.pad_l, "PK_R": s.packed.pad_r}
+           if s.packed else {}))
     lim = 1 << (p.XAW - 1)
     if any(not -lim <= v < lim for t in s.tiles for v in (t.rd_base,)) or any(
             not -lim <= v < lim for x in geo for v in (x.a_step, x.a_wrap)):
@@ -256,10 +264,11 @@ def schedule_words(s: Schedule, p: HwParams) -> list[int]:
 
 
 def layer_words(s: Schedule, p: HwParams) -> list[int]:
-    """The layer table: feature-map geometry and address steps of each layer."""
-    return [pack([(x.ih, p.DW), (x.iw, p.DW), (x.ow, p.DW), (x.sh, p.STW), (x.sw, p.STW),
+    """The layer table: feature-map geometry and address steps of each layer (a packed
+    layer's iw is its padded width, and a design with one (PK) has its rotation steps)."""
+    return [pack([(x.ih, p.DW), (x.walk_iw, p.DW), (x.ow, p.DW), (x.sh, p.STW), (x.sw, p.STW),
                   (x.a_step, p.XAW), (x.a_wrap, p.XAW), (x.max_mode, 1),
-                  (x.reduce, 1)])
+                  (x.reduce, 1), *([(x.r_step, p.BW), (x.r_wrap, p.BW)] if p.PK else [])])
             for x in s.tables]
 
 
@@ -287,8 +296,9 @@ def weight_blocks(g: ir.Graph, s: Schedule, p: HwParams
     out = []
     for t in s.tiles:
         node = layers[t.layer]
-        k0, n0 = t.krow0, t.nt * s.C
-        live = geo[t.layer].weight[t.kh, t.kw, k0:k0 + t.k_rows, n0:n0 + t.n_cols]
+        n0 = t.nt * s.C
+        live = tiler.tile_rows(geo[t.layer], t.kh, t.kw, t.krow0, t.k_rows,
+                               t.packed)[:, n0:n0 + t.n_cols]
         if p.SHARE:
             live = codebook_indices(codebook(g, node, p), live, node.name)
         block = np.zeros((s.R, s.C), dtype=np.int64)

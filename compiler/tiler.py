@@ -2,11 +2,19 @@
 tile list is the schedule the hardware sequencer executes, and the cycle model reads the same
 list.
 
-Activation layout (hw/core.v): a tensor [M, W] lives in one of two ping-pong buffers of
-B = lcm(R, C) banks; element (m, w) is in bank w mod B at word m * ceil(W / B) + w // B. Layer l
-reads buffer l mod 2 and writes the other. Tiles run output-column-group major (nt), K-tile
-minor (kt), so a column's accumulator bank holds M partial sums of one group at a time. An
-all-zero weight tile (pruned, or zero after quantization) is not scheduled at all.
+Activation layout (hw/core.v): a tensor [M, W] lives in a region of one memory of
+B = lcm(R, C) banks; element (m, w) is in bank w mod B at word base + m * ceil(W / B) + w // B.
+Tiles run output-column-group major (nt), K-tile minor (kt), so a column's accumulator bank
+holds M partial sums of one group at a time. An all-zero weight tile (pruned, or zero after
+quantization) is not scheduled at all.
+
+Packed input (``packed_layers``): a convolution on the model input with few channels would use
+cin of R rows per tile. Its input is stored flat and zero-padded along w instead: element
+(ih, iw, c) at F = (ih * IWp + iw + pl) * cin + c, IWp = IW + pl + pr, in bank F mod B at word
+base + F // B (the core's input loader writes it so, pad columns as zeros); a K-tile is then a
+run of up to R contiguous (kw, c) rows of one kernel row kh, read as R consecutive elements,
+and the sequencer walks the read position by sw * cin elements per output pixel (a word and a
+rotation step, ``LayerGeometry.r_step``/``r_wrap``).
 """
 
 from __future__ import annotations
@@ -57,6 +65,8 @@ class Tile:
     mhi: int = 0
     krow0: int = 0  # first row of the layer's stacked K axis this tile holds
     ltab: int = -1  # layer-table entry (hw: the schedule's layer field); -1: ``layer``
+    # packed input: the tile's rows are (kw, c) = divmod(krow0 + i, cin) of kernel row kh
+    packed: bool = False
 
     @property
     def table(self) -> int:
@@ -77,6 +87,18 @@ class LayerGeometry:
     max_mode: bool
     cin: int = 0
     reduce: bool = False  # reduce mode: every step of a tile sums into accumulator entry 0
+    # packed input (hw PK): the read rotation steps by r_step along a row, r_wrap to the next
+    # (a carry past B adds a word); the map is walked in w-padded coordinates, pl + IW + pr
+    r_step: int = 0
+    r_wrap: int = 0
+    packed: bool = False
+    pad_l: int = 0
+    pad_r: int = 0
+
+    @property
+    def walk_iw(self) -> int:
+        """The map width the sequencer walks (its table's iw): padded for a packed input."""
+        return self.iw + self.pad_l + self.pad_r if self.packed else self.iw
 
 
 @dataclass(frozen=True)
@@ -115,6 +137,13 @@ class Schedule:
     # words per pixel differ from its first source's, with the layer each belongs to
     extra_tables: list[tuple[int, LayerGeometry]] = field(default_factory=list)
     xlat: int = 0  # extra column latency: 1 when some layer has a table activation
+    pack_input: bool = True  # the option: pack a first convolution's taps into rows
+
+    @property
+    def packed(self) -> LayerGeometry | None:
+        """The layer-table entry of the layer whose input is packed (at most one: the model
+        input's only reader), or None."""
+        return next((p.geom for p in self.layers if p.geom is not None and p.geom.packed), None)
 
     @property
     def tables(self) -> list[LayerGeometry]:
@@ -183,16 +212,50 @@ def allocate(g: ir.Graph, layers: list[ir.Node], words: dict[str, int]) -> dict[
     return base
 
 
-def schedule(g: ir.Graph, r: int, c: int) -> Schedule:
-    """Cut every layer into tiles, lay out the activation memory, and run the cycle model."""
+def packed_layers(g: ir.Graph, nodes: list[ir.Node], geos: list[lowering.Geom], r: int
+                  ) -> dict[int, tuple[int, int]]:
+    """Layer index -> (pl, pr) of the convolution whose input is stored packed: a group-1
+    convolution (not a pool, not reduce mode) on a model input that no other layer reads and
+    that is no output, dilation 1 along w, when packing (kw, c) rows into tiles needs fewer
+    K-tiles than (kh, kw, block of R channels). pr covers the last window's right edge."""
+    out = {}
+    for li, (node, geo) in enumerate(zip(nodes, geos, strict=True)):
+        t = node.inputs[0]
+        if (not isinstance(node.op, ir.QConv) or geo.group != 1 or geo.reduce
+                or geo.max_mode or geo.sources != 1 or t not in g.inputs or t in g.outputs
+                or geo.dilations[1] != 1
+                or [n.name for n in nodes if t in n.inputs] != [node.name]):
+            continue
+        kh_n, kw_n = geo.kernel
+        if kh_n * -(-kw_n * geo.cin // r) >= kh_n * kw_n * -(-geo.cin // r):
+            continue
+        _, pl, _, pr = geo.pads
+        pr = max(pr, (geo.ow - 1) * geo.strides[1] + kw_n - geo.iw - pl)
+        out[li] = (pl, pr)
+    return out
+
+
+def packed_words(geo: lowering.Geom, pl: int, pr: int, b: int) -> int:
+    """Words per bank of a packed input: IH * (pl + IW + pr) * cin elements, flat."""
+    return max(1, -(-geo.ih * (geo.iw + pl + pr) * geo.cin // b))
+
+
+def schedule(g: ir.Graph, r: int, c: int, pack_input: bool = True) -> Schedule:
+    """Cut every layer into tiles, lay out the activation memory, and run the cycle model.
+    ``pack_input`` (compile's --no-pack-input turns it off) packs a first convolution's
+    (kw, c) rows into tiles (``packed_layers``)."""
     b = math.lcm(r, c)
     layers: list[LayerPlan] = []
     tiles: list[Tile] = []
     nodes = lowering.compute_layers(g)
     geos = [lowering.geometry(g, node) for node in nodes]
+    packs = packed_layers(g, nodes, geos, r) if pack_input else {}
     words = {t: tensor_words(g.tensor(t).shape, b) for t in g.inputs}
-    for node, geo in zip(nodes, geos, strict=True):
+    for li, (node, geo) in enumerate(zip(nodes, geos, strict=True)):
         words[node.outputs[0]] = geo.out_m * -(-geo.cout // b)
+        if li in packs:  # its input is laid out flat (the model input's only reader)
+            words[node.inputs[0]] = packed_words(geo, *packs[li], b)
+            continue
         for t, cin in zip(node.inputs, geo.cins, strict=False):  # a Dense reads its own [M, K]
             if t in g.inputs and words[t] != geo.ih * geo.iw * -(-cin // b):
                 words[t] = max(words[t], geo.ih * geo.iw * -(-cin // b))
@@ -206,6 +269,17 @@ def schedule(g: ir.Graph, r: int, c: int) -> Schedule:
         rd_stride, wr_stride = -(-geo.cin // b), -(-geo.cout // b)
         mdepth = max(mdepth, geo.m)
         (dh, dw), (pt, pl, _, _) = geo.dilations, geo.pads
+        if li in packs:
+            p_first = len(tiles)
+            table = _packed_tiles(geo, li, packs[li], base[node.inputs[0]],
+                                  base[node.outputs[0]], p_base, r, c, b, tiles)
+            emitted = len(tiles) - p_first
+            k_tiles = kh_n * -(-kw_n * geo.cin // r)
+            layers.append(LayerPlan(li, node.name, geo.m, kh_n * kw_n * geo.cin, geo.cout,
+                                    k_tiles, nts, k_tiles * nts, k_tiles * nts - emitted,
+                                    p_first, p_base, table, geo.macs, node.op.kind))
+            p_base += nts
+            continue
         table = _table(geo, rd_stride, geo.cin)
         # per source: first K row, words per pixel, and its layer-table entry (a Concat source
         # of another width steps by its own words per pixel: an extra entry)
@@ -262,8 +336,55 @@ def schedule(g: ir.Graph, r: int, c: int) -> Schedule:
     sched.base = base
     sched.extra_tables = extra
     sched.xlat = int(any(node.const_name("lut") for node in nodes))
+    sched.pack_input = pack_input
     sched.decide, sched.load, sched.total_cycles = cycle_model(tiles, r, c, sched.xlat)
     return sched
+
+
+def tile_rows(geo: lowering.Geom, kh: int, kw: int, k0: int, k_rows: int, packed: bool
+              ) -> np.ndarray:
+    """The weight rows [k_rows, Cout] a K-tile holds: input channels k0.. of kernel position
+    (kh, kw), or for a packed tile the (kw, c) rows k0.. of kernel row kh."""
+    if packed:
+        return geo.weight[kh].reshape(-1, geo.weight.shape[-1])[k0:k0 + k_rows]
+    return geo.weight[kh, kw, k0:k0 + k_rows]
+
+
+def _packed_tiles(geo: lowering.Geom, li: int, pads: tuple[int, int], in_base: int,
+                  out_base: int, p_base: int, r: int, c: int, b: int, tiles: list[Tile]
+                  ) -> LayerGeometry:
+    """Append the tiles of a layer whose input is packed; return its layer-table entry.
+
+    K-tile (kh, j): rows (kw, c) with kw * cin + c in [j, j + k_rows), flat elements
+    F0 .. F0 + k_rows - 1 from F0 = (off_h * IWp + ow * sw) * cin + j at output pixel ow of
+    output row 0 (off_h = kh * dh - pt, in padded w coordinates, so off_w = 0 and the window
+    never leaves [0, IWp): only h is checked for padding)."""
+    pl, pr = pads
+    kh_n, kw_n = geo.kernel
+    cin, iwp = geo.cin, geo.iw + pl + pr
+    (sh, sw), dh, pt = geo.strides, geo.dilations[0], geo.pads[0]
+    kc = kw_n * cin
+    ktiles = [(kh, j) for kh in range(kh_n) for j in range(0, kc, r)]
+    for nt in range(-(-geo.cout // c)):
+        n0, n_cols = nt * c, min(c, geo.cout - nt * c)
+        live = [kt for kt, (kh, j) in enumerate(ktiles)
+                if tile_rows(geo, kh, 0, j, r, True)[:, n0:n0 + c].any()] or [0]
+        first = len(tiles)
+        for i, kt in enumerate(live):
+            kh, j = ktiles[kt]
+            off_h = kh * dh - pt
+            f0 = off_h * iwp * cin + j
+            tiles.append(Tile(
+                layer=li, kt=kt, nt=nt, m=geo.m, k_rows=min(r, kc - j), n_cols=n_cols,
+                w_addr=len(tiles) * r, clear=i == 0, last=i == len(live) - 1,
+                barrier=li > 0 and nt == 0 and len(tiles) == first,
+                rd_base=in_base + f0 // b, rd_stride=0, rd_rot=f0 % b,
+                wr_base=out_base + n0 // b, wr_stride=-(-geo.cout // b), wr_rot=n0 % b,
+                p_addr=p_base + nt, kh=kh, kw=j // cin, cb=0, off_h=off_h, off_w=0,
+                mlo=0, mhi=c, krow0=j, packed=True))
+    step, wrap = sw * cin, (sh * iwp - (geo.ow - 1) * sw) * cin
+    return LayerGeometry(geo.ih, geo.iw, geo.ow, sh, sw, step // b, wrap // b, False, cin,
+                         False, step % b, wrap % b, True, pl, pr)
 
 
 def _table(geo: lowering.Geom, stride: int, cin: int) -> LayerGeometry:

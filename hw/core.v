@@ -23,9 +23,15 @@
 //   NEG        1: post words carry a negative-side (mult, shift) pair (LeakyRelu/PRelu)
 //   NLUT, LIW, LUT_FILE  table activations (edgehls_column): with NLUT > 0 every column has a
 //              table stage, one more cycle of write latency (the sequencer's XLAT)
+//   PK         1: the input is packed (edgehls.tiler.packed_layers): stored flat and zero padded
+//              along w, element (ih, iw, c) at F = (ih*(PK_L+PK_W+PK_R) + iw + PK_L)*IN_K + c,
+//              in bank F mod B at word IN_BASE + F div B; PK_W is the map's width, PK_L, PK_R
+//              its pad columns, which the loader writes as zeros (no stream beat) every run.
+//              The sequencer walks the read rotation per step. 0: the input is NHWC, pixel p
+//              at word IN_BASE + p * ceil(IN_K / B)
 //
 // Protocol: `start` (one cycle) -> the core takes IN_M*IN_K elements from s_axis (NHWC order,
-// one element a beat) -> runs the schedule (`run_cycles` counts these cycles, deterministic) ->
+// one element a beat; a packed input's pad columns are written in cycles without a beat) -> runs the schedule (`run_cycles` counts these cycles, deterministic) ->
 // sends OUT_M*OUT_N elements on m_axis (tlast on the final one) -> pulses `done`.
 // `busy` is high from `start` until `done`.
 module edgehls_core #(
@@ -63,7 +69,11 @@ module edgehls_core #(
     parameter integer STW = 1,
     parameter integer XAW = AAW + 3,
     parameter integer SDW = DW + 2,
-    parameter integer LTW = 3 * DW + 2 * STW + 2 * XAW + 2,
+    parameter integer PK = 0,  // 1: the input is packed (flat, zero padded along w)
+    parameter integer PK_W = 1,
+    parameter integer PK_L = 0,
+    parameter integer PK_R = 0,
+    parameter integer LTW = 3 * DW + 2 * STW + 2 * XAW + 2 + ((PK != 0) ? 2 * BW : 0),
     parameter integer SW = WAW + MCW + RCW + CCW + 3 + XAW + 2 * AAW + 2 * BW + PAW + CSW
                            + 2 * SDW + 2 * CCW,
     parameter integer SAW = (NT > 1) ? $clog2(NT) : 1,
@@ -119,6 +129,13 @@ module edgehls_core #(
     localparam [BW:0]    B_W = B32[BW:0];
     localparam [BW-1:0]  B_LAST = B_LAST32[BW-1:0];
     localparam integer CHAIN = R + C + 3;
+    // packed input, in elements: left pad, map row, padded row, the whole padded map
+    localparam integer PK_LC = PK_L * IN_K;
+    localparam integer PK_DC = PK_W * IN_K;
+    localparam integer PK_RC = (PK_L + PK_W + PK_R) * IN_K;
+    localparam integer PK_TOTAL = IN_M / PK_W * PK_RC;
+    localparam [31:0]  PK_LE = PK_LC - 1;  // the last left pad element (none: never met)
+    localparam [31:0]  PK_DE = PK_LC + PK_DC - 1;  // the map row's last element
 
     reg [1:0] state;
     assign busy = (state != S_IDLE);
@@ -126,7 +143,11 @@ module edgehls_core #(
     // ---------------------------------------------------------------- input stream -> buffer 0
     wire              in_valid;
     wire [IN_TW-1:0]  in_data;
-    wire              in_ready = (state == S_LOAD);
+    // in_pad: a packed input's next element is a pad column (registered: written as 0 in a
+    // cycle that takes no beat)
+    reg               in_pad;
+    wire              in_padw = (PK != 0) && (state == S_LOAD) && in_pad;
+    wire              in_ready = (state == S_LOAD) && !((PK != 0) && in_pad);
     wire              in_fire = in_valid && in_ready;
     wire [AW-1:0]     in_elem = {{(AW - IN_BITS){in_data[IN_BITS-1]}}, in_data[IN_BITS-1:0]};
     reg  [31:0]       in_k, in_count;
@@ -161,7 +182,7 @@ module edgehls_core #(
     edgehls_sequencer #(
         .R(R), .C(C), .NT(NT), .WAW(WAW), .MCW(MCW), .RCW(RCW), .CCW(CCW), .AAW(AAW),
         .BW(BW), .PAW(PAW), .CSW(CSW), .XAW(XAW), .DW(DW), .SDW(SDW), .STW(STW), .LTW(LTW),
-        .XLAT((NLUT > 0) ? 1 : 0), .RED(RED)
+        .XLAT((NLUT > 0) ? 1 : 0), .RED(RED), .B(B), .PK(PK)
     ) u_seq (
         .clk(clk), .rst_n(rst_n), .go(go), .finished(finished), .cycles(run_cycles),
         .sched_addr_ld(sched_addr_ld), .sched_ld(sched_ld),
@@ -409,10 +430,10 @@ module edgehls_core #(
 
     always @(posedge clk) begin
         if (!rst_n) iw_en <= 1'b0;
-        else iw_en <= in_fire;
+        else iw_en <= in_fire || in_padw;
         iw_bank <= in_bank;
         iw_word <= in_word;
-        iw_elem <= in_elem;
+        iw_elem <= in_padw ? {AW{1'b0}} : in_elem;
     end
 
     // ---------------------------------------------------------------- control FSM
@@ -436,8 +457,32 @@ module edgehls_core #(
                     in_bank <= {BW{1'b0}};
                     in_word <= IN_BASE32[AAW-1:0];
                     in_rowbase <= IN_BASE32[AAW-1:0];
+                    in_pad <= (PK != 0) && (PK_LC != 0);
                 end
-                S_LOAD: if (in_fire) begin
+                S_LOAD: if (PK != 0) begin
+                    // packed: one element a cycle along the flat padded order, a beat or a pad
+                    if (in_fire || in_pad) begin
+                        in_count <= in_count + 32'd1;
+                        if (in_bank == B_LAST) begin
+                            in_bank <= {BW{1'b0}};
+                            in_word <= in_word + 1'b1;
+                        end else begin
+                            in_bank <= in_bank + 1'b1;
+                        end
+                        if (in_k == PK_RC - 1) begin
+                            in_k <= 32'd0;
+                            in_pad <= (PK_LC != 0);
+                        end else begin
+                            in_k <= in_k + 32'd1;
+                            if (in_k == PK_LE) in_pad <= 1'b0;  // the map row starts
+                            if (in_k == PK_DE) in_pad <= 1'b1;  // the right pad starts
+                        end
+                        if (in_count == PK_TOTAL - 1) begin
+                            state <= S_RUN;
+                            go <= 1'b1;
+                        end
+                    end
+                end else if (in_fire) begin
                     in_count <= in_count + 32'd1;
                     if (in_k == IN_K - 1) begin
                         in_k <= 32'd0;

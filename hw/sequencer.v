@@ -14,13 +14,21 @@
 //   WAW, MCW, RCW, CCW, AAW, BW, PAW, CSW  field widths
 //   XAW, SDW, DW, STW  signed read-address, signed window-position, map-size and stride widths
 //   LTW   layer-table word: ih[DW] iw[DW] ow[DW] sh[STW] sw[STW] a_step[XAW] a_wrap[XAW] max
-//         red
+//         red, and with PK r_step[BW] r_wrap[BW]
+//   B     activation banks (the rotation of a read is in [0, B))
+//   PK    1: some layer's input is packed (edgehls.tiler.packed_layers); 0: the rotation walk
+//         and the table's r_step/r_wrap are left out
 //
 // Every layer is a convolution over an NHWC map (a dense layer is 1 x 1 over 1 x M pixels):
 // step m of a tile is output pixel (oh, ow) = (m / OW, m % OW); it reads input pixel
 // (oh*sh + off_h, ow*sw + off_w) of the tile's kernel position, at a running address that
 // steps by a_step along a row and a_wrap to the next row. A pixel outside the map (padding)
 // is flagged (st_pvalid = 0) and read as zeros.
+// Packed input (PK): the read position is a flat element index (word rd, bank rotation
+// st_rd_rot) that advances by (a_step, r_step) per output pixel and (a_wrap, r_wrap) at the end
+// of an output row: rot' = rot + r; past B it wraps (rot' - B) and the word takes one more. The
+// other layers have r_step = r_wrap = 0 (the rotation stays the tile's). A packed layer's table
+// iw is its padded width and its tiles' off_w is 0, so only h can be outside the map.
 // Reduce mode (the layer's `red` bit: a global average pool) sums all M steps of a tile into one
 // accumulator entry: st_m stays 0, st_clear is only on the tile's first step and st_last only on
 // its final one (so one output pixel is written, on the `last` tile). The timing is the same.
@@ -42,6 +50,7 @@ module edgehls_sequencer #(
     parameter integer RCW = 3,
     parameter integer CCW = 3,
     parameter integer AAW = 8,
+    parameter integer B = 4,
     parameter integer BW = 2,
     parameter integer PAW = 4,
     parameter integer CSW = 1,
@@ -49,7 +58,8 @@ module edgehls_sequencer #(
     parameter integer DW = 4,
     parameter integer SDW = DW + 2,
     parameter integer STW = 1,
-    parameter integer LTW = 3 * DW + 2 * STW + 2 * XAW + 2,
+    parameter integer PK = 0,  // 1: some layer's input is packed: the rotation walk
+    parameter integer LTW = 3 * DW + 2 * STW + 2 * XAW + 2 + ((PK != 0) ? 2 * BW : 0),
     parameter integer SW = WAW + MCW + RCW + CCW + 3 + XAW + 2 * AAW + 2 * BW + PAW + CSW
                            + 2 * SDW + 2 * CCW,
     parameter integer SAW = (NT > 1) ? $clog2(NT) : 1,
@@ -129,6 +139,8 @@ module edgehls_sequencer #(
     localparam integer L_WRAP = L_STEP + XAW;
     localparam integer L_MAX = L_WRAP + XAW;
     localparam integer L_RED = L_MAX + 1;
+    localparam integer L_RSTEP = L_RED + 1;  // with PK only
+    localparam integer L_RWRAP = L_RSTEP + BW;
 
     // The earliest-cycle constraints of the timing recurrence, each kept as the number of cycles
     // still to wait (0: met) rather than an absolute cycle compared with cyc: a 32-bit compare
@@ -187,6 +199,36 @@ module edgehls_sequencer #(
     wire is_start = running && is_more && (ld_ahead || ld_start)
                     && zs && (!e_barrier || ze);
 
+    // packed input: the rotation after this step, and whether it carried past B (one more word)
+    wire [BW-1:0] rot_next;
+    wire          rot_carry;
+    generate
+        if (PK != 0) begin : g_pk
+            localparam [31:0] B32 = B;
+            localparam [BW:0] B_W = B32[BW:0];
+            reg  [BW-1:0] r_step, r_wrap;
+            // both sums in parallel, selected by the row end (as rd's a_step/a_wrap)
+            wire [BW:0] sum_s = {1'b0, st_rd_rot} + {1'b0, r_step};
+            wire [BW:0] sum_w = {1'b0, st_rd_rot} + {1'b0, r_wrap};
+            wire        c_s = (sum_s >= B_W), c_w = (sum_w >= B_W);
+            // rot' < B <= 2^BW: the low BW bits of the difference are exact
+            wire [BW-1:0] nxt_s = sum_s[BW-1:0] - (c_s ? B_W[BW-1:0] : {BW{1'b0}});
+            wire [BW-1:0] nxt_w = sum_w[BW-1:0] - (c_w ? B_W[BW-1:0] : {BW{1'b0}});
+            assign rot_next = (owc == ow_last) ? nxt_w : nxt_s;
+            assign rot_carry = (owc == ow_last) ? c_w : c_s;
+            always @(posedge clk) begin
+                if (running && is_start) begin  // the issuing tile's layer's rotation steps
+                    r_step <= ltab[L_RSTEP +: BW];
+                    r_wrap <= ltab[L_RWRAP +: BW];
+                end
+            end
+        end else begin : g_nopk
+            assign rot_next = {BW{1'b0}};
+            assign rot_carry = 1'b0;
+        end
+    endgenerate
+    wire [XAW-1:0] rd_carry = {{(XAW - 1){1'b0}}, rot_carry};
+
     assign wrom_addr = ld_start ? sched_ld[O_WADDR +: WAW] : ld_addr;
     wire rom_rd = ld_start || (ld_rows_left != 0);
 
@@ -220,12 +262,13 @@ module edgehls_sequencer #(
                         owc <= {DW{1'b0}};
                         iw <= off_w;
                         ih <= ih + $signed({{(SDW - STW){1'b0}}, sh});
-                        rd <= rd + a_wrap;
+                        rd <= (PK != 0) ? rd + a_wrap + $signed(rd_carry) : rd + a_wrap;
                     end else begin
                         owc <= owc + 1'b1;
                         iw <= iw + $signed({{(SDW - STW){1'b0}}, sw});
-                        rd <= rd + a_step;
+                        rd <= (PK != 0) ? rd + a_step + $signed(rd_carry) : rd + a_step;
                     end
+                    if (PK != 0) st_rd_rot <= rot_next;
                 end else begin
                     st_valid <= 1'b0;
                 end

@@ -1,0 +1,189 @@
+"""Packed input (issue 4): a convolution on the model input with few channels stores that input
+flat and zero padded along w, so a K-tile is a run of up to R (kw, c) rows of one kernel row
+(edgehls.tiler.packed_layers). Tiler tests, and end to end in Icarus: bit-exact, run cycles
+equal to the cycle model's, fewer than with --no-pack-input."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from cnn_models import _Net
+from models import save
+from test_e2e import compile_and_simulate
+
+from edgehls import frontend, lowering, pipeline, romgen, tiler
+from edgehls.passes.canonicalize import Canonicalize
+from edgehls.passes.quantize import Quantize
+
+
+def conv_model(cin: int, hw: tuple[int, int], kernel: tuple[int, int], stride: int,
+               pads: tuple[int, int, int, int] | None, cout: int = 5, seed: int = 0,
+               auto_pad: str | None = None, second: bool = True) -> onnx.ModelProto:
+    """input [1, cin, H, W] -> Conv (+BN, Relu) -> (a 1x1 Conv) -> output."""
+    net = _Net(seed)
+    kh, kw = kernel
+    if auto_pad:
+        w = net.rng.normal(0.0, np.sqrt(2.0 / (cin * kh * kw)), size=(cout, cin, kh, kw))
+        x = net.node("Conv", ["input", net.const("conv1.weight", w)], "conv1",
+                     kernel_shape=[kh, kw], strides=[stride, stride], auto_pad=auto_pad)
+        x = net.relu(net.bn(x, "conv1.bn", cout), "conv1.relu")
+    else:
+        x = net.conv_bn("input", "conv1", cin, cout, kernel, stride=stride, pads=pads,
+                        bias=True)
+    if auto_pad:
+        oh, ow = -(-hw[0] // stride), -(-hw[1] // stride)
+    else:
+        oh = (hw[0] + pads[0] + pads[2] - kh) // stride + 1
+        ow = (hw[1] + pads[1] + pads[3] - kw) // stride + 1
+    if second:
+        x = net.conv_bn(x, "conv2", cout, 3, (1, 1), relu=False)
+    return net.model("packed", [1, cin, *hw], [1, 3 if second else cout, oh, ow])
+
+
+def quantized(model: onnx.ModelProto, tmp: Path):
+    g = Canonicalize()(frontend.load(save(model, tmp / "m.onnx")))
+    return Quantize(wbits=8, abits=8, seed=0)(g)
+
+
+CONVS = {  # name: (cin, hw, kernel, stride, pads)
+    "c3k3s1": (3, (6, 7), (3, 3), 1, (1, 1, 1, 1)),
+    "c1k10x4s2": (1, (12, 10), (10, 4), 2, (4, 1, 5, 2)),  # DS-CNN's conv1, asymmetric pads
+    "c3k3s2": (3, (9, 8), (3, 3), 2, (0, 0, 1, 1)),  # MobileNet-like, pad only at the end
+    "c1k3s1nopad": (1, (5, 6), (3, 3), 1, (0, 0, 0, 0)),
+    "c3k3s2p2": (3, (7, 9), (3, 3), 2, (2, 2, 0, 1)),  # left pad 2, window past the right edge
+    "c2k3s2p2": (2, (7, 9), (3, 3), 2, (2, 2, 0, 1)),
+    "c3k5s1": (3, (6, 7), (5, 5), 1, (2, 2, 2, 2)),  # at R = 4: 15 rows a kernel row, 4 tiles
+}
+
+
+def saves_tiles(cin: int, kernel: tuple[int, int], r: int) -> bool:
+    kh, kw = kernel
+    return kh * math.ceil(kw * cin / r) < kh * kw * math.ceil(cin / r)
+
+
+@pytest.mark.parametrize("pe", [(4, 4), (5, 3), (16, 16)], ids=lambda p: f"{p[0]}x{p[1]}")
+@pytest.mark.parametrize("name", sorted(CONVS))
+def test_packed_tiles_cover_the_kernel_and_walk_the_flat_layout(tmp_path, name, pe):
+    cin, hw, kernel, stride, pads = CONVS[name]
+    g = quantized(conv_model(cin, hw, kernel, stride, pads), tmp_path)
+    r, c = pe
+    s = tiler.schedule(g, r, c)
+    if not saves_tiles(cin, kernel, r):  # e.g. cin 3, 3x3 at R = 4: 9 tiles either way
+        assert s.packed is None and s.tiles == tiler.schedule(g, r, c, False).tiles
+        return
+    plain = tiler.schedule(g, r, c, pack_input=False)
+    geo = lowering.geometry(g, g.node("conv1"))
+    kh_n, kw_n = kernel
+    pl, pr = s.packed.pad_l, s.packed.pad_r
+    assert (s.layers[0].geom.packed, s.layers[1].geom.packed) == (True, False)
+    assert plain.packed is None and not any(t.packed for t in plain.tiles)
+    assert s.layers[0].k_tiles == kh_n * math.ceil(kw_n * cin / r)
+    assert s.layers[0].k_tiles < plain.layers[0].k_tiles
+    assert s.total_cycles < plain.total_cycles
+    iwp = hw[1] + pl + pr
+    assert pl == pads[1] and (geo.ow - 1) * stride + kw_n <= iwp
+    # the packed region holds IH * IWp * cin elements flat
+    b = s.B
+    words = math.ceil(hw[0] * iwp * cin / b)
+    assert s.base["input"] + words <= s.adepth
+    # every weight row (kh, kw, c) of every column group is in exactly one live tile, once
+    for nt in range(s.layers[0].n_tiles):
+        seen = np.zeros((kh_n, kw_n, cin), dtype=int)
+        for t in (t for t in s.tiles if t.layer == 0 and t.nt == nt):
+            assert t.packed and 1 <= t.k_rows <= r and t.off_w == 0
+            rows = tiler.tile_rows(geo, t.kh, t.kw, t.krow0, t.k_rows, True)
+            for i in range(t.k_rows):
+                kw, ch = divmod(t.krow0 + i, cin)
+                seen[t.kh, kw, ch] += 1
+                assert (rows[i] == geo.weight[t.kh, kw, ch]).all()
+        n0 = nt * c
+        live = geo.weight[..., n0:n0 + c].any(axis=-1)
+        assert (seen[live] == 1).all() and (seen <= 1).all()
+    # the sequencer's walk (word, rotation per step) reads element F of the flat layout
+    tab = s.layers[0].geom
+    for t in (t for t in s.tiles if t.layer == 0):
+        word, rot = t.rd_base, t.rd_rot
+        for m in range(t.m):
+            oh, ow = divmod(m, geo.ow)
+            f = ((oh * stride + t.off_h) * iwp + ow * stride) * cin + t.krow0
+            assert (word - s.base["input"]) * b + rot == f
+            a, rs = (tab.a_wrap, tab.r_wrap) if ow == geo.ow - 1 else (tab.a_step, tab.r_step)
+            rot += rs
+            word += a + (rot >= b)
+            rot -= b if rot >= b else 0
+
+
+def test_packing_needs_fewer_k_tiles_and_a_model_input(tmp_path):
+    """cin = R: packing saves no tile, the layer stays as it was; a convolution that does not
+    read the model input is never packed."""
+    g = quantized(conv_model(4, (5, 5), (3, 3), 1, (1, 1, 1, 1), cout=4), tmp_path)
+    assert tiler.schedule(g, 4, 4).packed is None
+    g = quantized(conv_model(1, (6, 6), (3, 3), 1, (1, 1, 1, 1), cout=2), tmp_path)
+    s = tiler.schedule(g, 4, 4)
+    assert [p.geom.packed for p in s.layers] == [True, False]
+    p = romgen.hw_params(g, s)
+    assert (p.PK, p.PK_L, p.PK_R) == (1, 1, 1)
+    assert romgen.hw_params(g, tiler.schedule(g, 4, 4, pack_input=False)).PK == 0
+
+
+# (conv, pe): the default run simulates a few (about 15 s), the rest are slow
+E2E = [("c3k5s1", (4, 4)), ("c1k10x4s2", (5, 3)), ("c3k3s2p2", (5, 3)),
+       ("c1k10x4s2", (4, 4)), ("c2k3s2p2", (4, 4)), ("c3k3s2", (5, 3)),
+       ("c1k3s1nopad", (5, 3)), ("c3k3s1", (5, 3)), ("c3k3s1", (16, 16))]
+E2E_DEFAULT = {("c3k5s1", (4, 4)), ("c1k10x4s2", (5, 3)), ("c3k3s2p2", (5, 3))}
+
+
+@pytest.mark.parametrize(("name", "pe"), [
+    pytest.param(n, pe, id=f"{n}-{pe[0]}x{pe[1]}",
+                 marks=() if (n, pe) in E2E_DEFAULT else pytest.mark.slow) for n, pe in E2E])
+def test_packed_conv_is_bit_exact(tmp_path, name, pe):
+    cin, hw, kernel, stride, pads = CONVS[name]
+    model = save(conv_model(cin, hw, kernel, stride, pads), tmp_path / "model.onnx")
+    calib = np.random.default_rng(3).uniform(-1, 1, (8, cin, *hw)).astype(np.float32)
+    opts = pipeline.Options(pe=pe, samples=2, calib=calib)
+    res = compile_and_simulate(model, tmp_path / "design", f"conv_model{CONVS[name]}", opts)
+    top = (tmp_path / "design" / "rtl" / "edgehls_top.v").read_text()
+    assert "localparam integer PK = 1;" in top
+    assert res["cycles"] == res["predicted_cycles"]
+
+
+@pytest.mark.slow
+def test_same_upper_auto_pad_is_bit_exact(tmp_path):
+    model = save(conv_model(3, (7, 6), (3, 3), 2, None, auto_pad="SAME_UPPER"),
+                 tmp_path / "model.onnx")
+    calib = np.random.default_rng(3).uniform(-1, 1, (8, 3, 7, 6)).astype(np.float32)
+    compile_and_simulate(model, tmp_path / "design", "SAME_UPPER conv",
+                         pipeline.Options(pe=(4, 4), samples=2, calib=calib))
+
+
+def test_no_pack_input_gives_the_unpacked_design(tmp_path):
+    """--no-pack-input: the old schedule and cycles, PK absent from the design, bit-exact."""
+    cin, hw, kernel, stride, pads = CONVS["c3k5s1"]
+    model = save(conv_model(cin, hw, kernel, stride, pads), tmp_path / "model.onnx")
+    calib = np.random.default_rng(3).uniform(-1, 1, (8, cin, *hw)).astype(np.float32)
+    opts = pipeline.Options(pe=(4, 4), samples=1, calib=calib, pack_input=False)
+    res = compile_and_simulate(model, tmp_path / "design", "c3k5s1 --no-pack-input", opts)
+    g = quantized(conv_model(cin, hw, kernel, stride, pads), tmp_path)
+    assert res["cycles"] == tiler.schedule(g, 4, 4, pack_input=False).total_cycles
+    assert "PK" not in (tmp_path / "design" / "rtl" / "edgehls_top.v").read_text()
+
+
+@pytest.mark.skipif(shutil.which("verilator") is None, reason="verilator is not on PATH")
+@pytest.mark.parametrize("name,pe", [("c3k3s2p2", (5, 3)), ("c1k10x4s2", (4, 4))])
+def test_packed_design_lints_clean(tmp_path, name, pe):
+    """The generated design with PK = 1 (rotation walk, padded loader), no waiver at all."""
+    cin, hw, kernel, stride, pads = CONVS[name]
+    model = save(conv_model(cin, hw, kernel, stride, pads), tmp_path / "model.onnx")
+    out = tmp_path / "design"
+    pipeline.compile_model(model, out, pipeline.Options(pe=pe, samples=1))
+    assert "localparam integer PK = 1;" in (out / "rtl" / "edgehls_top.v").read_text()
+    cmd = ["verilator", "--lint-only", "-Wall", "--Mdir", str(tmp_path / "obj"), "-f",
+           "filelist.f", "--top-module", "edgehls_top"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=out)
+    assert proc.returncode == 0, f"{' '.join(cmd)}\n{proc.stdout}{proc.stderr}"
