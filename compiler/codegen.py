@@ -27,7 +27,7 @@ TARGET_FILES = {"ecp5": ("mult.v",)}
 CORE_PARAMS = ("R", "C", "B", "AW", "WW", "ACC_W", "ADEPTH", "MDEPTH", "NT", "WDEPTH", "PDEPTH",
                "MB", "SB", "IN_BITS", "IN_TW", "IN_M", "IN_K", "OUT_TW", "OUT_M", "OUT_N",
                "OUT_BASE", "IN_BASE", "CSW", "DW", "STW", "LTW")
-PK_PARAMS = ("PK", "PK_W", "PK_L", "PK_R")  # a packed input (set only when PK = 1)
+PK_PARAMS = ("PK", "PK_W", "PK_LO", "PK_HI")  # a packed input (set only when PK != 0)
 
 
 def environment() -> jinja2.Environment:

@@ -98,8 +98,9 @@ def build(g: ir.Graph, s: Schedule, p: HwParams, out: Path, source: str, opts: A
             "element_bits": element[plan.index],
             "share_bits": p.SHARE, "acc_bits": getattr(node.op, "acc_bits", p.ACC_W),
             "wbits": wbits, "abits": g.tensor(node.outputs[0]).q.bits,
-            # its input stored flat, zero padded along w: (kw, c) rows packed into tiles
-            "packed": bool(g_.packed)})
+            # its input stored flat, zero padded along "w" or "h" (W-major): (kw, c) rows of a
+            # kernel row or (kh, c) rows of a kernel column packed into tiles; "": not packed
+            "packed": g_.packed})
     widths = {"schedule.hex": p.SW, "weights.hex": p.ROM_W, "codebook.hex": p.WW,
               "layers.hex": p.LTW, "lut.hex": p.AW}
     rom_bits = {f.name: len(f.read_text().split()) * widths.get(f.name, p.PW)
@@ -203,9 +204,12 @@ def markdown(rep: dict[str, Any]) -> str:
     packed = [ly["name"] for ly in rep["layers"] if ly.get("packed")]
     if packed or not rep.get("pack_input", True):
         lines += ["", "Packed input: " + (
-            f"{', '.join(packed)} reads the model input stored flat and zero padded along w, "
-            "each weight tile holding up to R (kernel column, channel) rows of one kernel row "
-            "(--no-pack-input turns this off)." if packed else
+            "; ".join(f"{ly['name']} reads the model input stored flat and zero padded along "
+                      f"{ly['packed']}, each weight tile holding up to R "
+                      + ("(kernel column, channel) rows of one kernel row" if ly["packed"] == "w"
+                         else "(kernel row, channel) rows of one kernel column")
+                      for ly in rep["layers"] if ly.get("packed"))
+            + " (--no-pack-input turns this off)." if packed else
             "off (--no-pack-input): a convolution on the model input uses one tile per "
             "kernel position and block of R channels.")]
     m = rep["memory"]

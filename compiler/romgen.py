@@ -50,12 +50,13 @@ class HwParams:
     NLUT: int = 0  # table activations (hw/column.v's table stage when > 0)
     NEG: int = 0  # 1: post words carry the negative-side pair (some layer has a LeakyRelu)
     RED: int = 0  # 1: some layer runs in reduce mode (the sequencer's and columns' logic for it)
-    # 1: a layer's input is packed (tiler.packed_layers): the layer table's r_step/r_wrap, the
-    # sequencer's rotation walk and the input loader's padded layout; 0: all left out
+    # a layer's input is packed (tiler.packed_layers), 1: along w, 2: along h (W-major): the
+    # layer table's r_step/r_wrap, the sequencer's rotation walk and the input loader's padded
+    # layout; 0: all left out
     PK: int = 0
-    PK_W: int = 1  # the packed input's width, its left and right pad columns (the loader's
-    PK_L: int = 0  # zero writes)
-    PK_R: int = 0
+    PK_W: int = 1  # the packed input's width, and its pads along the packed axis (the
+    PK_LO: int = 0  # loader's zero writes)
+    PK_HI: int = 0
 
     @property
     def LIW(self) -> int:
@@ -155,7 +156,7 @@ def hw_params(g: ir.Graph, s: Schedule, encoding: str = "raw") -> HwParams:
                         f"ROM has one word format); got {sorted(shares)}")
     abits = max(g.tensor(t).q.bits for t in g.tensors if g.tensor(t).q is not None)
     geo = s.tables
-    dmax = max([1] + [max(x.ih, x.walk_iw, x.ow) for x in geo]
+    dmax = max([1] + [max(x.walk_ih, x.walk_iw, x.ow) for x in geo]
                + [max(abs(t.off_h), abs(t.off_w)) for t in s.tiles])
     arith = [n.op for n in layers if not isinstance(n.op, ir.QMaxPool | ir.QAdd | ir.QConcat)]
     wbits = max([2] + [op.wbits for op in arith])
@@ -169,8 +170,8 @@ def hw_params(g: ir.Graph, s: Schedule, encoding: str = "raw") -> HwParams:
         NLUT=sum(1 for n in layers if n.const_name("lut")),
         NEG=int(any(n.const_name("mult_n") for n in layers)),
         RED=int(any(x.reduce for x in geo)),
-        **({"PK": 1, "PK_W": s.packed.iw, "PK_L": s.packed.pad_l, "PK_R": s.packed.pad_r}
-           if s.packed else {}))
+        **({"PK": 1 if s.packed.packed == "w" else 2, "PK_W": s.packed.iw,
+            "PK_LO": s.packed.pad_lo, "PK_HI": s.packed.pad_hi} if s.packed else {}))
     lim = 1 << (p.XAW - 1)
     if any(not -lim <= v < lim for t in s.tiles for v in (t.rd_base,)) or any(
             not -lim <= v < lim for x in geo for v in (x.a_step, x.a_wrap)):
@@ -265,8 +266,8 @@ def schedule_words(s: Schedule, p: HwParams) -> list[int]:
 
 def layer_words(s: Schedule, p: HwParams) -> list[int]:
     """The layer table: feature-map geometry and address steps of each layer (a packed
-    layer's iw is its padded width, and a design with one (PK) has its rotation steps)."""
-    return [pack([(x.ih, p.DW), (x.walk_iw, p.DW), (x.ow, p.DW), (x.sh, p.STW), (x.sw, p.STW),
+    layer's iw or ih is padded along its axis; a design with one (PK) has rotation steps)."""
+    return [pack([(x.walk_ih, p.DW), (x.walk_iw, p.DW), (x.ow, p.DW), (x.sh, p.STW), (x.sw, p.STW),
                   (x.a_step, p.XAW), (x.a_wrap, p.XAW), (x.max_mode, 1),
                   (x.reduce, 1), *([(x.r_step, p.BW), (x.r_wrap, p.BW)] if p.PK else [])])
             for x in s.tables]

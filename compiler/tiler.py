@@ -9,12 +9,14 @@ holds M partial sums of one group at a time. An all-zero weight tile (pruned, or
 quantization) is not scheduled at all.
 
 Packed input (``packed_layers``): a convolution on the model input with few channels would use
-cin of R rows per tile. Its input is stored flat and zero-padded along w instead: element
-(ih, iw, c) at F = (ih * IWp + iw + pl) * cin + c, IWp = IW + pl + pr, in bank F mod B at word
-base + F // B (the core's input loader writes it so, pad columns as zeros); a K-tile is then a
-run of up to R contiguous (kw, c) rows of one kernel row kh, read as R consecutive elements,
-and the sequencer walks the read position by sw * cin elements per output pixel (a word and a
-rotation step, ``LayerGeometry.r_step``/``r_wrap``).
+cin of R rows per tile. Its input is stored flat and zero-padded along one axis instead. Along
+w (axis "w"): element (ih, iw, c) at F = (ih * IWp + iw + pl) * cin + c, IWp = IW + pl + pr;
+along h (axis "h", W-major): F = (iw * IHp + ih + pt) * cin + c, IHp = IH + pt + pb; in bank
+F mod B at word base + F // B (the core's input loader writes it so, pads as zeros). A K-tile
+is then a run of up to R contiguous (kw, c) rows of one kernel row kh (axis w) or (kh, c) rows
+of one kernel column kw (axis h), read as R consecutive elements, and the sequencer walks the
+read position per output pixel by a word and a rotation step (``LayerGeometry.r_step`` /
+``r_wrap``). The axis with fewer K-tiles is chosen (w on a tie).
 """
 
 from __future__ import annotations
@@ -65,8 +67,9 @@ class Tile:
     mhi: int = 0
     krow0: int = 0  # first row of the layer's stacked K axis this tile holds
     ltab: int = -1  # layer-table entry (hw: the schedule's layer field); -1: ``layer``
-    # packed input: the tile's rows are (kw, c) = divmod(krow0 + i, cin) of kernel row kh
-    packed: bool = False
+    # packed input along "w": the tile's rows are (kw, c) = divmod(krow0 + i, cin) of kernel
+    # row kh; along "h": (kh, c) = divmod(krow0 + i, cin) of kernel column kw; "": not packed
+    packed: str = ""
 
     @property
     def table(self) -> int:
@@ -88,17 +91,23 @@ class LayerGeometry:
     cin: int = 0
     reduce: bool = False  # reduce mode: every step of a tile sums into accumulator entry 0
     # packed input (hw PK): the read rotation steps by r_step along a row, r_wrap to the next
-    # (a carry past B adds a word); the map is walked in w-padded coordinates, pl + IW + pr
+    # (a carry past B adds a word); the map is walked in coordinates padded along the packed
+    # axis ("w" or "h"), pad_lo + IW + pad_hi (or IH)
     r_step: int = 0
     r_wrap: int = 0
-    packed: bool = False
-    pad_l: int = 0
-    pad_r: int = 0
+    packed: str = ""
+    pad_lo: int = 0
+    pad_hi: int = 0
 
     @property
     def walk_iw(self) -> int:
-        """The map width the sequencer walks (its table's iw): padded for a packed input."""
-        return self.iw + self.pad_l + self.pad_r if self.packed else self.iw
+        """The map width the sequencer walks (its table's iw): padded for a w-packed input."""
+        return self.iw + self.pad_lo + self.pad_hi if self.packed == "w" else self.iw
+
+    @property
+    def walk_ih(self) -> int:
+        """The map height the sequencer walks (its table's ih): padded for an h-packed input."""
+        return self.ih + self.pad_lo + self.pad_hi if self.packed == "h" else self.ih
 
 
 @dataclass(frozen=True)
@@ -213,31 +222,40 @@ def allocate(g: ir.Graph, layers: list[ir.Node], words: dict[str, int]) -> dict[
 
 
 def packed_layers(g: ir.Graph, nodes: list[ir.Node], geos: list[lowering.Geom], r: int
-                  ) -> dict[int, tuple[int, int]]:
-    """Layer index -> (pl, pr) of the convolution whose input is stored packed: a group-1
+                  ) -> dict[int, tuple[str, int, int]]:
+    """Layer index -> (axis, lo, hi) of the convolution whose input is stored packed: a group-1
     convolution (not a pool, not reduce mode) on a model input that no other layer reads and
-    that is no output, dilation 1 along w, when packing (kw, c) rows into tiles needs fewer
-    K-tiles than (kh, kw, block of R channels). pr covers the last window's right edge."""
+    that is no output, when packing (kw, c) rows of a kernel row (axis "w", dilation 1 along
+    w) or (kh, c) rows of a kernel column (axis "h", dilation 1 along h) into tiles needs fewer
+    K-tiles than (kh, kw, block of R channels); the axis with fewer K-tiles, w on a tie. lo, hi
+    are the pads along that axis, hi grown to cover the last window's far edge."""
     out = {}
     for li, (node, geo) in enumerate(zip(nodes, geos, strict=True)):
         t = node.inputs[0]
         if (not isinstance(node.op, ir.QConv) or geo.group != 1 or geo.reduce
                 or geo.max_mode or geo.sources != 1 or t not in g.inputs or t in g.outputs
-                or geo.dilations[1] != 1
                 or [n.name for n in nodes if t in n.inputs] != [node.name]):
             continue
         kh_n, kw_n = geo.kernel
-        if kh_n * -(-kw_n * geo.cin // r) >= kh_n * kw_n * -(-geo.cin // r):
+        (dh, dw), cin, big = geo.dilations, geo.cin, 1 << 62
+        tiles = {"w": kh_n * -(-kw_n * cin // r) if dw == 1 else big,
+                 "h": kw_n * -(-kh_n * cin // r) if dh == 1 else big}
+        axis = min(tiles, key=lambda a: (tiles[a], a != "w"))
+        if tiles[axis] >= kh_n * kw_n * -(-cin // r):
             continue
-        _, pl, _, pr = geo.pads
-        pr = max(pr, (geo.ow - 1) * geo.strides[1] + kw_n - geo.iw - pl)
-        out[li] = (pl, pr)
+        pt, pl, pb, pr = geo.pads
+        if axis == "w":
+            out[li] = ("w", pl, max(pr, (geo.ow - 1) * geo.strides[1] + kw_n - geo.iw - pl))
+        else:
+            out[li] = ("h", pt, max(pb, (geo.oh - 1) * geo.strides[0] + kh_n - geo.ih - pt))
     return out
 
 
-def packed_words(geo: lowering.Geom, pl: int, pr: int, b: int) -> int:
-    """Words per bank of a packed input: IH * (pl + IW + pr) * cin elements, flat."""
-    return max(1, -(-geo.ih * (geo.iw + pl + pr) * geo.cin // b))
+def packed_words(geo: lowering.Geom, axis: str, lo: int, hi: int, b: int) -> int:
+    """Words per bank of a packed input: (IH + lo + hi) * IW * cin elements along h, or
+    IH * (IW + lo + hi) * cin along w, flat."""
+    ih, iw = (geo.ih + lo + hi, geo.iw) if axis == "h" else (geo.ih, geo.iw + lo + hi)
+    return max(1, -(-ih * iw * geo.cin // b))
 
 
 def schedule(g: ir.Graph, r: int, c: int, pack_input: bool = True) -> Schedule:
@@ -274,7 +292,8 @@ def schedule(g: ir.Graph, r: int, c: int, pack_input: bool = True) -> Schedule:
             table = _packed_tiles(geo, li, packs[li], base[node.inputs[0]],
                                   base[node.outputs[0]], p_base, r, c, b, tiles)
             emitted = len(tiles) - p_first
-            k_tiles = kh_n * -(-kw_n * geo.cin // r)
+            k_tiles = (kh_n * -(-kw_n * geo.cin // r) if packs[li][0] == "w"
+                       else kw_n * -(-kh_n * geo.cin // r))
             layers.append(LayerPlan(li, node.name, geo.m, kh_n * kw_n * geo.cin, geo.cout,
                                     k_tiles, nts, k_tiles * nts, k_tiles * nts - emitted,
                                     p_first, p_base, table, geo.macs, node.op.kind))
@@ -341,50 +360,65 @@ def schedule(g: ir.Graph, r: int, c: int, pack_input: bool = True) -> Schedule:
     return sched
 
 
-def tile_rows(geo: lowering.Geom, kh: int, kw: int, k0: int, k_rows: int, packed: bool
+def tile_rows(geo: lowering.Geom, kh: int, kw: int, k0: int, k_rows: int, packed: str
               ) -> np.ndarray:
     """The weight rows [k_rows, Cout] a K-tile holds: input channels k0.. of kernel position
-    (kh, kw), or for a packed tile the (kw, c) rows k0.. of kernel row kh."""
-    if packed:
+    (kh, kw); for a tile packed along w the (kw, c) rows k0.. of kernel row kh, along h the
+    (kh, c) rows k0.. of kernel column kw."""
+    if packed == "w":
         return geo.weight[kh].reshape(-1, geo.weight.shape[-1])[k0:k0 + k_rows]
+    if packed == "h":
+        return geo.weight[:, kw].reshape(-1, geo.weight.shape[-1])[k0:k0 + k_rows]
     return geo.weight[kh, kw, k0:k0 + k_rows]
 
 
-def _packed_tiles(geo: lowering.Geom, li: int, pads: tuple[int, int], in_base: int,
+def _packed_tiles(geo: lowering.Geom, li: int, pack: tuple[str, int, int], in_base: int,
                   out_base: int, p_base: int, r: int, c: int, b: int, tiles: list[Tile]
                   ) -> LayerGeometry:
     """Append the tiles of a layer whose input is packed; return its layer-table entry.
 
-    K-tile (kh, j): rows (kw, c) with kw * cin + c in [j, j + k_rows), flat elements
-    F0 .. F0 + k_rows - 1 from F0 = (off_h * IWp + ow * sw) * cin + j at output pixel ow of
-    output row 0 (off_h = kh * dh - pt, in padded w coordinates, so off_w = 0 and the window
-    never leaves [0, IWp): only h is checked for padding)."""
-    pl, pr = pads
+    Along w, K-tile (kh, j): rows (kw, c) with kw * cin + c in [j, j + k_rows), flat elements
+    F0 .. F0 + k_rows - 1 from F0 = ((oh * sh + off_h) * IWp + ow * sw) * cin + j
+    (off_h = kh * dh - pt; in padded w coordinates, so off_w = 0 and the window never leaves
+    [0, IWp): only h is checked for padding). Along h, K-tile (kw, j): rows (kh, c) with
+    kh * cin + c in [j, j + k_rows), F0 = ((ow * sw + off_w) * IHp + oh * sh) * cin + j
+    (off_w = kw * dw - pl, off_h = 0: only w is checked). rd_base, rd_rot: F0 at output
+    pixel 0 (floor division: off_h or off_w may be negative, those steps are padding)."""
+    axis, lo, hi = pack
     kh_n, kw_n = geo.kernel
-    cin, iwp = geo.cin, geo.iw + pl + pr
-    (sh, sw), dh, pt = geo.strides, geo.dilations[0], geo.pads[0]
-    kc = kw_n * cin
-    ktiles = [(kh, j) for kh in range(kh_n) for j in range(0, kc, r)]
+    cin = geo.cin
+    (sh, sw), (dh, dw), (pt, pl, _, _) = geo.strides, geo.dilations, geo.pads
+    outer, inner = (kh_n, kw_n) if axis == "w" else (kw_n, kh_n)
+    kc = inner * cin
+    ktiles = [(k, j) for k in range(outer) for j in range(0, kc, r)]
     for nt in range(-(-geo.cout // c)):
         n0, n_cols = nt * c, min(c, geo.cout - nt * c)
-        live = [kt for kt, (kh, j) in enumerate(ktiles)
-                if tile_rows(geo, kh, 0, j, r, True)[:, n0:n0 + c].any()] or [0]
+        live = [kt for kt, (k, j) in enumerate(ktiles)
+                if tile_rows(geo, k, k, j, r, axis)[:, n0:n0 + c].any()] or [0]
         first = len(tiles)
         for i, kt in enumerate(live):
-            kh, j = ktiles[kt]
-            off_h = kh * dh - pt
-            f0 = off_h * iwp * cin + j
+            k, j = ktiles[kt]
+            if axis == "w":
+                kh, kw, off_h, off_w = k, j // cin, k * dh - pt, 0
+                f0 = off_h * (geo.iw + lo + hi) * cin + j
+            else:
+                kh, kw, off_h, off_w = j // cin, k, 0, k * dw - pl
+                f0 = off_w * (geo.ih + lo + hi) * cin + j
             tiles.append(Tile(
                 layer=li, kt=kt, nt=nt, m=geo.m, k_rows=min(r, kc - j), n_cols=n_cols,
                 w_addr=len(tiles) * r, clear=i == 0, last=i == len(live) - 1,
                 barrier=li > 0 and nt == 0 and len(tiles) == first,
                 rd_base=in_base + f0 // b, rd_stride=0, rd_rot=f0 % b,
                 wr_base=out_base + n0 // b, wr_stride=-(-geo.cout // b), wr_rot=n0 % b,
-                p_addr=p_base + nt, kh=kh, kw=j // cin, cb=0, off_h=off_h, off_w=0,
-                mlo=0, mhi=c, krow0=j, packed=True))
-    step, wrap = sw * cin, (sh * iwp - (geo.ow - 1) * sw) * cin
+                p_addr=p_base + nt, kh=kh, kw=kw, cb=0, off_h=off_h, off_w=off_w,
+                mlo=0, mhi=c, krow0=j, packed=axis))
+    if axis == "w":
+        step, wrap = sw * cin, (sh * (geo.iw + lo + hi) - (geo.ow - 1) * sw) * cin
+    else:
+        ihp = geo.ih + lo + hi
+        step, wrap = sw * ihp * cin, (sh - (geo.ow - 1) * sw * ihp) * cin
     return LayerGeometry(geo.ih, geo.iw, geo.ow, sh, sw, step // b, wrap // b, False, cin,
-                         False, step % b, wrap % b, True, pl, pr)
+                         False, step % b, wrap % b, axis, lo, hi)
 
 
 def _table(geo: lowering.Geom, stride: int, cin: int) -> LayerGeometry:

@@ -23,15 +23,21 @@
 //   NEG        1: post words carry a negative-side (mult, shift) pair (LeakyRelu/PRelu)
 //   NLUT, LIW, LUT_FILE  table activations (edgehls_column): with NLUT > 0 every column has a
 //              table stage, one more cycle of write latency (the sequencer's XLAT)
-//   PK         1: the input is packed (edgehls.tiler.packed_layers): stored flat and zero padded
-//              along w, element (ih, iw, c) at F = (ih*(PK_L+PK_W+PK_R) + iw + PK_L)*IN_K + c,
-//              in bank F mod B at word IN_BASE + F div B; PK_W is the map's width, PK_L, PK_R
-//              its pad columns, which the loader writes as zeros (no stream beat) every run.
-//              The sequencer walks the read rotation per step. 0: the input is NHWC, pixel p
+//   PK         the input is packed (edgehls.tiler.packed_layers), stored flat, element F in
+//              bank F mod B at word IN_BASE + F div B; PK_W is the map's width IW (IH =
+//              IN_M / IW), PK_LO, PK_HI its pads along the packed axis, which the loader writes
+//              as zeros (in cycles that take no stream beat) every run:
+//              1: zero padded along w, (ih, iw, c) at F = (ih*(PK_LO+IW+PK_HI) + iw + PK_LO)*IN_K
+//                 + c: the loader walks F in stream order, writing the pads as it passes them;
+//              2: W-major, zero padded along h, F = (iw*(PK_LO+IH+PK_HI) + ih + PK_LO)*IN_K + c:
+//                 the loader first writes zeros over the whole region (IW*IHp*IN_K cycles), then
+//                 each beat at its F (a jump per pixel and per row);
+//              the sequencer walks the read rotation per step. 0: the input is NHWC, pixel p
 //              at word IN_BASE + p * ceil(IN_K / B)
 //
 // Protocol: `start` (one cycle) -> the core takes IN_M*IN_K elements from s_axis (NHWC order,
-// one element a beat; a packed input's pad columns are written in cycles without a beat) -> runs the schedule (`run_cycles` counts these cycles, deterministic) ->
+// one element a beat; a packed input's pads are written in cycles without a beat) -> runs
+// the schedule (`run_cycles` counts these cycles, deterministic) ->
 // sends OUT_M*OUT_N elements on m_axis (tlast on the final one) -> pulses `done`.
 // `busy` is high from `start` until `done`.
 module edgehls_core #(
@@ -69,10 +75,10 @@ module edgehls_core #(
     parameter integer STW = 1,
     parameter integer XAW = AAW + 3,
     parameter integer SDW = DW + 2,
-    parameter integer PK = 0,  // 1: the input is packed (flat, zero padded along w)
+    parameter integer PK = 0,  // 1, 2: the input is packed (flat, zero padded along w, h)
     parameter integer PK_W = 1,
-    parameter integer PK_L = 0,
-    parameter integer PK_R = 0,
+    parameter integer PK_LO = 0,
+    parameter integer PK_HI = 0,
     parameter integer LTW = 3 * DW + 2 * STW + 2 * XAW + 2 + ((PK != 0) ? 2 * BW : 0),
     parameter integer SW = WAW + MCW + RCW + CCW + 3 + XAW + 2 * AAW + 2 * BW + PAW + CSW
                            + 2 * SDW + 2 * CCW,
@@ -129,13 +135,29 @@ module edgehls_core #(
     localparam [BW:0]    B_W = B32[BW:0];
     localparam [BW-1:0]  B_LAST = B_LAST32[BW-1:0];
     localparam integer CHAIN = R + C + 3;
-    // packed input, in elements: left pad, map row, padded row, the whole padded map
-    localparam integer PK_LC = PK_L * IN_K;
+    // packed input along w (PK = 1), in elements: left pad, map row, padded row, the whole map
+    localparam integer PK_LC = PK_LO * IN_K;
     localparam integer PK_DC = PK_W * IN_K;
-    localparam integer PK_RC = (PK_L + PK_W + PK_R) * IN_K;
+    localparam integer PK_RC = (PK_LO + PK_W + PK_HI) * IN_K;
     localparam integer PK_TOTAL = IN_M / PK_W * PK_RC;
     localparam [31:0]  PK_LE = PK_LC - 1;  // the last left pad element (none: never met)
     localparam [31:0]  PK_DE = PK_LC + PK_DC - 1;  // the map row's last element
+    // packed along h (PK = 2): a padded column of IHp * IN_K elements, the whole map, the first
+    // element (ih 0, iw 0) and the jumps (as word, bank) to the next element (+1), from a
+    // pixel's last element to the next pixel's first, from a row's first to the next row's
+    localparam integer PH_COL = (PK_LO + IN_M / PK_W + PK_HI) * IN_K;
+    localparam integer PH_TOTAL = PK_W * PH_COL;
+    localparam [31:0]  PH_START = PK_LO * IN_K;
+    localparam [31:0]  PH_PIX = PH_COL - IN_K + 1;
+    localparam [31:0]  PH_ROW = IN_K;
+    localparam [31:0]  PH_SW32 = PH_START / B, PH_SB32 = PH_START % B;
+    localparam [31:0]  PH_1W32 = 1 / B, PH_1B32 = 1 % B;
+    localparam [31:0]  PH_PW32 = PH_PIX / B, PH_PB32 = PH_PIX % B;
+    localparam [31:0]  PH_RW32 = PH_ROW / B, PH_RB32 = PH_ROW % B;
+    localparam [AAW-1:0] PH_SW = PH_SW32[AAW-1:0], PH_1W = PH_1W32[AAW-1:0];
+    localparam [AAW-1:0] PH_PW = PH_PW32[AAW-1:0], PH_RW = PH_RW32[AAW-1:0];
+    localparam [BW-1:0]  PH_SB = PH_SB32[BW-1:0], PH_1B = PH_1B32[BW-1:0];
+    localparam [BW-1:0]  PH_PB = PH_PB32[BW-1:0], PH_RB = PH_RB32[BW-1:0];
 
     reg [1:0] state;
     assign busy = (state != S_IDLE);
@@ -159,6 +181,8 @@ module edgehls_core #(
     reg  [AAW-1:0]    iw_word;
     reg  [AW-1:0]     iw_elem;
     reg  [AAW-1:0]    in_word, in_rowbase;
+    reg  [BW-1:0]     in_rowbank;  // PK = 2: the bank of the current row's first element
+    reg  [31:0]       in_c;  // PK = 2: the channel of the next beat
 
     edgehls_skid_buffer #(.W(IN_TW)) u_in_skid (
         .clk(clk), .rst_n(rst_n),
@@ -436,6 +460,17 @@ module edgehls_core #(
         iw_elem <= in_padw ? {AW{1'b0}} : in_elem;
     end
 
+    // (word, bank) of flat element F + J from those of F, J = jw * B + jb (jb < B)
+    function [AAW+BW-1:0] jump(input [AAW-1:0] w, input [BW-1:0] b, input [AAW-1:0] jw,
+                               input [BW-1:0] jb);
+        reg [BW:0] sum;
+        begin
+            sum = {1'b0, b} + {1'b0, jb};
+            if (sum >= B_W) jump = {w + jw + 1'b1, sum[BW-1:0] - B_W[BW-1:0]};
+            else jump = {w + jw, sum[BW-1:0]};
+        end
+    endfunction
+
     // ---------------------------------------------------------------- control FSM
     always @(posedge clk) begin
         if (!rst_n) begin
@@ -457,9 +492,47 @@ module edgehls_core #(
                     in_bank <= {BW{1'b0}};
                     in_word <= IN_BASE32[AAW-1:0];
                     in_rowbase <= IN_BASE32[AAW-1:0];
-                    in_pad <= (PK != 0) && (PK_LC != 0);
+                    in_pad <= (PK == 2) || ((PK == 1) && (PK_LC != 0));
                 end
-                S_LOAD: if (PK != 0) begin
+                S_LOAD: if (PK == 2) begin
+                    if (in_pad) begin
+                        // zeros over the whole region, one element a cycle
+                        {in_word, in_bank} <= jump(in_word, in_bank, PH_1W, PH_1B);
+                        in_count <= in_count + 32'd1;
+                        if (in_count == PH_TOTAL - 1) begin
+                            in_pad <= 1'b0;
+                            in_count <= 32'd0;
+                            in_c <= 32'd0;
+                            in_k <= 32'd0;
+                            in_word <= IN_BASE32[AAW-1:0] + PH_SW;
+                            in_bank <= PH_SB;
+                            in_rowbase <= IN_BASE32[AAW-1:0] + PH_SW;
+                            in_rowbank <= PH_SB;
+                        end
+                    end else if (in_fire) begin
+                        // the beat (ih, iw, c) at F = (iw * IHp + ih + PK_LO) * IN_K + c
+                        in_count <= in_count + 32'd1;
+                        if (in_c == IN_K - 1) begin
+                            in_c <= 32'd0;
+                            if (in_k == PK_W - 1) begin
+                                in_k <= 32'd0;
+                                {in_word, in_bank} <= jump(in_rowbase, in_rowbank, PH_RW, PH_RB);
+                                {in_rowbase, in_rowbank} <= jump(in_rowbase, in_rowbank, PH_RW,
+                                                                 PH_RB);
+                            end else begin
+                                in_k <= in_k + 32'd1;
+                                {in_word, in_bank} <= jump(in_word, in_bank, PH_PW, PH_PB);
+                            end
+                        end else begin
+                            in_c <= in_c + 32'd1;
+                            {in_word, in_bank} <= jump(in_word, in_bank, PH_1W, PH_1B);
+                        end
+                        if (in_count == IN_M * IN_K - 1) begin
+                            state <= S_RUN;
+                            go <= 1'b1;
+                        end
+                    end
+                end else if (PK == 1) begin
                     // packed: one element a cycle along the flat padded order, a beat or a pad
                     if (in_fire || in_pad) begin
                         in_count <= in_count + 32'd1;

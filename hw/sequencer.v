@@ -16,8 +16,8 @@
 //   LTW   layer-table word: ih[DW] iw[DW] ow[DW] sh[STW] sw[STW] a_step[XAW] a_wrap[XAW] max
 //         red, and with PK r_step[BW] r_wrap[BW]
 //   B     activation banks (the rotation of a read is in [0, B))
-//   PK    1: some layer's input is packed (edgehls.tiler.packed_layers); 0: the rotation walk
-//         and the table's r_step/r_wrap are left out
+//   PK    1, 2: some layer's input is packed (edgehls.tiler.packed_layers, along w or h);
+//         0: the rotation walk and the table's r_step/r_wrap are left out
 //
 // Every layer is a convolution over an NHWC map (a dense layer is 1 x 1 over 1 x M pixels):
 // step m of a tile is output pixel (oh, ow) = (m / OW, m % OW); it reads input pixel
@@ -58,7 +58,7 @@ module edgehls_sequencer #(
     parameter integer DW = 4,
     parameter integer SDW = DW + 2,
     parameter integer STW = 1,
-    parameter integer PK = 0,  // 1: some layer's input is packed: the rotation walk
+    parameter integer PK = 0,  // 1, 2: some layer's input is packed: the rotation walk
     parameter integer LTW = 3 * DW + 2 * STW + 2 * XAW + 2 + ((PK != 0) ? 2 * BW : 0),
     parameter integer SW = WAW + MCW + RCW + CCW + 3 + XAW + 2 * AAW + 2 * BW + PAW + CSW
                            + 2 * SDW + 2 * CCW,

@@ -1,10 +1,12 @@
 """Packed input (issue 4): a convolution on the model input with few channels stores that input
-flat and zero padded along w, so a K-tile is a run of up to R (kw, c) rows of one kernel row
-(edgehls.tiler.packed_layers). Tiler tests, and end to end in Icarus: bit-exact, run cycles
-equal to the cycle model's, fewer than with --no-pack-input."""
+flat and zero padded along w (or h, W-major), so a K-tile is a run of up to R (kw, c) rows of
+one kernel row (or (kh, c) rows of one kernel column) (edgehls.tiler.packed_layers). Tiler
+tests, and end to end in Icarus: bit-exact, run cycles equal to the cycle model's, fewer than
+with --no-pack-input."""
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import subprocess
@@ -59,12 +61,21 @@ CONVS = {  # name: (cin, hw, kernel, stride, pads)
     "c3k3s2p2": (3, (7, 9), (3, 3), 2, (2, 2, 0, 1)),  # left pad 2, window past the right edge
     "c2k3s2p2": (2, (7, 9), (3, 3), 2, (2, 2, 0, 1)),
     "c3k5s1": (3, (6, 7), (5, 5), 1, (2, 2, 2, 2)),  # at R = 4: 15 rows a kernel row, 4 tiles
+    # packed along h at R = 4 and 5: 15 (kh, c) rows a kernel column, split inside a pixel
+    "c3k5x3s2": (3, (9, 7), (5, 3), 2, (2, 1, 2, 1)),
 }
 
 
-def saves_tiles(cin: int, kernel: tuple[int, int], r: int) -> bool:
+def axis_tiles(cin: int, kernel: tuple[int, int], r: int) -> dict[str, int]:
+    """K-tiles unpacked, packed along w and along h."""
     kh, kw = kernel
-    return kh * math.ceil(kw * cin / r) < kh * kw * math.ceil(cin / r)
+    return {"": kh * kw * math.ceil(cin / r), "w": kh * math.ceil(kw * cin / r),
+            "h": kw * math.ceil(kh * cin / r)}
+
+
+def saves_tiles(cin: int, kernel: tuple[int, int], r: int) -> bool:
+    t = axis_tiles(cin, kernel, r)
+    return min(t["w"], t["h"]) < t[""]
 
 
 @pytest.mark.parametrize("pe", [(4, 4), (5, 3), (16, 16)], ids=lambda p: f"{p[0]}x{p[1]}")
@@ -80,28 +91,38 @@ def test_packed_tiles_cover_the_kernel_and_walk_the_flat_layout(tmp_path, name, 
     plain = tiler.schedule(g, r, c, pack_input=False)
     geo = lowering.geometry(g, g.node("conv1"))
     kh_n, kw_n = kernel
-    pl, pr = s.packed.pad_l, s.packed.pad_r
-    assert (s.layers[0].geom.packed, s.layers[1].geom.packed) == (True, False)
+    kt = axis_tiles(cin, kernel, r)
+    axis = "h" if kt["h"] < kt["w"] else "w"
+    lo, hi = s.packed.pad_lo, s.packed.pad_hi
+    assert (s.layers[0].geom.packed, s.layers[1].geom.packed) == (axis, "")
     assert plain.packed is None and not any(t.packed for t in plain.tiles)
-    assert s.layers[0].k_tiles == kh_n * math.ceil(kw_n * cin / r)
-    assert s.layers[0].k_tiles < plain.layers[0].k_tiles
+    assert s.layers[0].k_tiles == kt[axis] < plain.layers[0].k_tiles
     assert s.total_cycles < plain.total_cycles
-    iwp = hw[1] + pl + pr
-    assert pl == pads[1] and (geo.ow - 1) * stride + kw_n <= iwp
-    # the packed region holds IH * IWp * cin elements flat
+    if axis == "w":
+        ihp, iwp = hw[0], hw[1] + lo + hi
+        assert lo == pads[1] and (geo.ow - 1) * stride + kw_n <= iwp
+    else:
+        ihp, iwp = hw[0] + lo + hi, hw[1]
+        assert lo == pads[0] and (geo.oh - 1) * stride + kh_n <= ihp
+    # the packed region holds IHp * IWp * cin elements flat
     b = s.B
-    words = math.ceil(hw[0] * iwp * cin / b)
+    words = math.ceil(ihp * iwp * cin / b)
     assert s.base["input"] + words <= s.adepth
     # every weight row (kh, kw, c) of every column group is in exactly one live tile, once
     for nt in range(s.layers[0].n_tiles):
         seen = np.zeros((kh_n, kw_n, cin), dtype=int)
         for t in (t for t in s.tiles if t.layer == 0 and t.nt == nt):
-            assert t.packed and 1 <= t.k_rows <= r and t.off_w == 0
-            rows = tiler.tile_rows(geo, t.kh, t.kw, t.krow0, t.k_rows, True)
+            assert t.packed == axis and 1 <= t.k_rows <= r
+            assert (t.off_w if axis == "w" else t.off_h) == 0
+            rows = tiler.tile_rows(geo, t.kh, t.kw, t.krow0, t.k_rows, axis)
             for i in range(t.k_rows):
-                kw, ch = divmod(t.krow0 + i, cin)
-                seen[t.kh, kw, ch] += 1
-                assert (rows[i] == geo.weight[t.kh, kw, ch]).all()
+                kh, kw = t.kh, t.kw
+                if axis == "w":
+                    kw, ch = divmod(t.krow0 + i, cin)
+                else:
+                    kh, ch = divmod(t.krow0 + i, cin)
+                seen[kh, kw, ch] += 1
+                assert (rows[i] == geo.weight[kh, kw, ch]).all()
         n0 = nt * c
         live = geo.weight[..., n0:n0 + c].any(axis=-1)
         assert (seen[live] == 1).all() and (seen <= 1).all()
@@ -111,7 +132,10 @@ def test_packed_tiles_cover_the_kernel_and_walk_the_flat_layout(tmp_path, name, 
         word, rot = t.rd_base, t.rd_rot
         for m in range(t.m):
             oh, ow = divmod(m, geo.ow)
-            f = ((oh * stride + t.off_h) * iwp + ow * stride) * cin + t.krow0
+            if axis == "w":
+                f = ((oh * stride + t.off_h) * iwp + ow * stride) * cin + t.krow0
+            else:
+                f = ((ow * stride + t.off_w) * ihp + oh * stride) * cin + t.krow0
             assert (word - s.base["input"]) * b + rot == f
             a, rs = (tab.a_wrap, tab.r_wrap) if ow == geo.ow - 1 else (tab.a_step, tab.r_step)
             rot += rs
@@ -126,17 +150,23 @@ def test_packing_needs_fewer_k_tiles_and_a_model_input(tmp_path):
     assert tiler.schedule(g, 4, 4).packed is None
     g = quantized(conv_model(1, (6, 6), (3, 3), 1, (1, 1, 1, 1), cout=2), tmp_path)
     s = tiler.schedule(g, 4, 4)
-    assert [p.geom.packed for p in s.layers] == [True, False]
+    assert [p.geom.packed for p in s.layers] == ["w", ""]
     p = romgen.hw_params(g, s)
-    assert (p.PK, p.PK_L, p.PK_R) == (1, 1, 1)
+    assert (p.PK, p.PK_W, p.PK_LO, p.PK_HI) == (1, 6, 1, 1)
+    g = quantized(conv_model(1, (12, 10), (10, 4), 2, (4, 1, 5, 2), cout=2), tmp_path)
+    p = romgen.hw_params(g, tiler.schedule(g, 16, 16))  # DS-CNN's conv1: 4 tiles along h
+    assert (p.PK, p.PK_W, p.PK_LO, p.PK_HI) == (2, 10, 4, 5)
     assert romgen.hw_params(g, tiler.schedule(g, 4, 4, pack_input=False)).PK == 0
 
 
 # (conv, pe): the default run simulates a few (about 15 s), the rest are slow
-E2E = [("c3k5s1", (4, 4)), ("c1k10x4s2", (5, 3)), ("c3k3s2p2", (5, 3)),
+E2E = [("c3k5s1", (4, 4)), ("c1k10x4s2", (5, 3)), ("c3k3s2p2", (5, 3)), ("c3k5x3s2", (4, 4)),
+       ("c3k5x3s2", (5, 3)), ("c1k10x4s2", (16, 16)),
        ("c1k10x4s2", (4, 4)), ("c2k3s2p2", (4, 4)), ("c3k3s2", (5, 3)),
        ("c1k3s1nopad", (5, 3)), ("c3k3s1", (5, 3)), ("c3k3s1", (16, 16))]
-E2E_DEFAULT = {("c3k5s1", (4, 4)), ("c1k10x4s2", (5, 3)), ("c3k3s2p2", (5, 3))}
+# along w: c3k5s1 at 4x4, c3k3s2p2 at 5x3 (a tie: w); along h: the others
+E2E_DEFAULT = {("c3k5s1", (4, 4)), ("c1k10x4s2", (5, 3)), ("c3k3s2p2", (5, 3)),
+               ("c3k5x3s2", (4, 4))}
 
 
 @pytest.mark.parametrize(("name", "pe"), [
@@ -149,7 +179,9 @@ def test_packed_conv_is_bit_exact(tmp_path, name, pe):
     opts = pipeline.Options(pe=pe, samples=2, calib=calib)
     res = compile_and_simulate(model, tmp_path / "design", f"conv_model{CONVS[name]}", opts)
     top = (tmp_path / "design" / "rtl" / "edgehls_top.v").read_text()
-    assert "localparam integer PK = 1;" in top
+    g = quantized(conv_model(cin, hw, kernel, stride, pads), tmp_path)
+    axis = tiler.schedule(g, *pe).packed.packed
+    assert f"localparam integer PK = {1 if axis == 'w' else 2};" in top
     assert res["cycles"] == res["predicted_cycles"]
 
 
@@ -175,15 +207,34 @@ def test_no_pack_input_gives_the_unpacked_design(tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("verilator") is None, reason="verilator is not on PATH")
-@pytest.mark.parametrize("name,pe", [("c3k3s2p2", (5, 3)), ("c1k10x4s2", (4, 4))])
+@pytest.mark.parametrize("name,pe", [("c3k3s2p2", (5, 3)), ("c1k10x4s2", (4, 4)),
+                                     ("c3k5x3s2", (4, 4))])
 def test_packed_design_lints_clean(tmp_path, name, pe):
     """The generated design with PK = 1 (rotation walk, padded loader), no waiver at all."""
     cin, hw, kernel, stride, pads = CONVS[name]
     model = save(conv_model(cin, hw, kernel, stride, pads), tmp_path / "model.onnx")
     out = tmp_path / "design"
     pipeline.compile_model(model, out, pipeline.Options(pe=pe, samples=1))
-    assert "localparam integer PK = 1;" in (out / "rtl" / "edgehls_top.v").read_text()
+    assert "localparam integer PK = 0;" not in (out / "rtl" / "edgehls_top.v").read_text()
+    assert "localparam integer PK = " in (out / "rtl" / "edgehls_top.v").read_text()
     cmd = ["verilator", "--lint-only", "-Wall", "--Mdir", str(tmp_path / "obj"), "-f",
            "filelist.f", "--top-module", "edgehls_top"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=out)
     assert proc.returncode == 0, f"{' '.join(cmd)}\n{proc.stdout}{proc.stderr}"
+
+
+def test_report_and_manifest_say_which_layer_is_packed(tmp_path):
+    cin, hw, kernel, stride, pads = CONVS["c1k10x4s2"]
+    model = save(conv_model(cin, hw, kernel, stride, pads), tmp_path / "model.onnx")
+    for pack, axis in ((True, "h"), (False, "")):
+        out = tmp_path / f"design{pack}"
+        rep = pipeline.compile_model(model, out, pipeline.Options(pe=(16, 16), samples=1,
+                                                                  pack_input=pack))
+        assert [ly["packed"] for ly in rep["layers"]] == [axis, ""]
+        assert rep["pack_input"] is pack
+        man = json.loads((out / "manifest.json").read_text())
+        assert man["schedule"]["packed_layers"] == (["conv1"] if pack else [])
+        assert man["hw"]["PK"] == (2 if pack else 0)
+        md = (out / "report.md").read_text()
+        assert ("conv1 reads the model input stored flat and zero padded along h" in md) is pack
+        assert ("Packed input: off (--no-pack-input)" in md) is not pack
