@@ -96,12 +96,12 @@ def print_row(r: dict, sim: bool) -> None:
 
 
 def print_layers(r: dict) -> None:
-    print(f"  {'layer':<22} {'op':<8} {'M x K x N':>18} {'MACs':>9} {'tiles (skip)':>13} "
+    print(f"  {'layer':<22} {'kind':<15} {'M x K x N':>18} {'MACs':>9} {'tiles (skip)':>13} "
           f"{'predicted':>9} {'bound':>8} {'util':>6}")
     for ly in r["layers"]:
         mkn = f"{ly['M']}x{ly['K']}x{ly['N']}"
         tiles = f"{ly['tiles']} ({ly['skipped_tiles']})"
-        print(f"  {ly['name']:<22} {ly['op']:<8} {mkn:>18} {ly['macs']:>9} {tiles:>13} "
+        print(f"  {ly['name']:<22} {ly['kind']:<15} {mkn:>18} {ly['macs']:>9} {tiles:>13} "
               f"{ly['predicted_cycles']:>9} {layer_bound(ly):>8} {ly['utilization']:>6.1%}")
 
 
