@@ -254,7 +254,11 @@ def manifest(g: ir.Graph, s: Schedule, p: HwParams, source: str, opts: Any,
                                           "EDEPTH")},
         "schedule": {"tiles": len(s.tiles), "layers": len(s.layers),
                      "predicted_cycles": s.total_cycles, "drain_cycles": drain(s.R, s.C, s.xlat),
-                     "layer_cycles": s.layer_cycles()},
+                     "layer_cycles": s.layer_cycles(),
+                     # schedule index of each layer's first tile: the bench measures a layer
+                     # from its first tile's issue to the next layer's (as layer_cycles counts)
+                     "layer_first_tile": [p.first_tile for p in s.layers],
+                     "layer_names": [p.name for p in s.layers]},
         "golden": {"samples": samples, "inputs": "golden/inputs.npy",
                    "inputs_q": "golden/inputs_q.npy", "outputs_q": "golden/outputs_q.npy"},
         "files": files, "notes": list(g.notes)}
