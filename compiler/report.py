@@ -172,6 +172,13 @@ def layer_kind(node: ir.Node, plan: Any) -> str:
             ir.QConcat: "concat"}[type(op)]
 
 
+def op_label(ly: dict[str, Any]) -> str:
+    """A layer's op in report.md: the IR op, and its kind where that says more
+    ("Conv, depthwise_conv"; "Dense")."""
+    kind = ly.get("kind", "")
+    return ly["op"] if kind.replace("_", "") in ("", ly["op"].lower()) else f"{ly['op']}, {kind}"
+
+
 def markdown(rep: dict[str, Any]) -> str:
     t = rep["total"]
     lines = [f"# edgehls report: {rep['source']}", "",
@@ -185,7 +192,7 @@ def markdown(rep: dict[str, Any]) -> str:
              "| --- | ---: |"]
     for ly in rep["layers"]:
         lines.append(
-            f"| {ly['name']} ({ly.get('kind', ly['op'])}) | {ly['wbits']}/{ly['abits']} | "
+            f"| {ly['name']} ({op_label(ly)}) | {ly['wbits']}/{ly['abits']} | "
             f"{ly['M']} x {ly['K']} x {ly['N']} | {ly['macs']} | "
             f"{ly['tiles']} ({ly['skipped_tiles']}) | {ly['predicted_cycles']} | "
             f"{ly['utilization']:.1%} | {ly['sparsity']:.1%} | {ly['weight_bits_raw']} | "
