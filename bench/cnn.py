@@ -72,6 +72,8 @@ def run_case(name: str, pe: tuple[int, int], work: Path, sim: bool) -> dict:
             return {**row, "error": f"simulation: {e}"}
         row.update(sim_s=time.perf_counter() - t0, measured=res["cycles"],
                    exact=res["mismatches"] == 0 and res["passed"])
+        for ly, cyc in zip(row["layers"], res.get("layer_cycles") or [], strict=False):
+            ly["measured_cycles"] = cyc
         row["ratio"] = row["measured"] / row["bound"]
         row["util"] = t["macs"] / (row["measured"] * rc)
     return row
@@ -96,13 +98,17 @@ def print_row(r: dict, sim: bool) -> None:
 
 
 def print_layers(r: dict) -> None:
-    print(f"  {'layer':<22} {'op':<8} {'M x K x N':>18} {'MACs':>9} {'tiles (skip)':>13} "
-          f"{'predicted':>9} {'bound':>8} {'util':>6}")
+    sim = any("measured_cycles" in ly for ly in r["layers"])
+    print(f"  {'layer':<22} {'kind':<15} {'M x K x N':>18} {'MACs':>9} {'tiles (skip)':>13} "
+          f"{'predicted':>9}" + (f" {'measured':>9}" if sim else "")
+          + f" {'bound':>8} {'util':>6}")
     for ly in r["layers"]:
         mkn = f"{ly['M']}x{ly['K']}x{ly['N']}"
         tiles = f"{ly['tiles']} ({ly['skipped_tiles']})"
-        print(f"  {ly['name']:<22} {ly['op']:<8} {mkn:>18} {ly['macs']:>9} {tiles:>13} "
-              f"{ly['predicted_cycles']:>9} {layer_bound(ly):>8} {ly['utilization']:>6.1%}")
+        print(f"  {ly['name']:<22} {ly['kind']:<15} {mkn:>18} {ly['macs']:>9} {tiles:>13} "
+              f"{ly['predicted_cycles']:>9}"
+              + (f" {ly.get('measured_cycles', '-'):>9}" if sim else "")
+              + f" {layer_bound(ly):>8} {ly['utilization']:>6.1%}")
 
 
 def main() -> None:

@@ -233,6 +233,13 @@ def cmd_simulate(a: argparse.Namespace) -> int:
     print(f"RTL vs golden: {exact}/{r['samples']} bit-exact; cycles measured {r['cycles']}, "
           f"predicted {r['predicted_cycles']} ({'match' if r['cycles_match'] else 'DIFFER'}); "
           f"{time.perf_counter() - t0:.1f} s in Icarus")
+    if not r.get("layer_cycles_match", True):
+        names = simulate.check_design(a.design)["schedule"].get("layer_names", [])
+        diff = [f"{names[i] if i < len(names) else i}: {m} measured, {p} predicted"
+                for i, (m, p) in enumerate(zip(r["layer_cycles"] or [],
+                                               r["layer_cycles_predicted"], strict=False))
+                if m != p]
+        print("per-layer cycles differ: " + "; ".join(diff))
     print(f"wrote {a.design}/sim/result.json")
     return 0 if r["passed"] else 1
 

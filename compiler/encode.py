@@ -160,13 +160,21 @@ def build(formats: Sequence[str], blocks: Sequence[tuple[int, np.ndarray, np.nda
 
 def pack_stream(chunks: list[tuple[int, int]], width: int) -> list[int]:
     """(value, bits) pairs, two's complement, concatenated LSB first and cut into words."""
-    stream, pos = 0, 0
-    for value, n in chunks:
-        stream |= (int(value) & ((1 << n) - 1)) << pos
-        pos += n
-    count = max(1, -(-pos // width))
+    # a small accumulator flushed word by word: OR-ing into one growing integer was quadratic
+    # (2.5 s of MobileNetV1's 4 s compile)
+    words: list[int] = []
+    acc, bits = 0, 0
     mask = (1 << width) - 1
-    return [(stream >> (i * width)) & mask for i in range(count)]
+    for value, n in chunks:
+        acc |= (int(value) & ((1 << n) - 1)) << bits
+        bits += n
+        while bits >= width:
+            words.append(acc & mask)
+            acc >>= width
+            bits -= width
+    if bits or not words:
+        words.append(acc)
+    return words
 
 
 def sign_extend(field: int, n: int, w: int) -> int:

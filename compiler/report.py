@@ -77,7 +77,7 @@ def build(g: ir.Graph, s: Schedule, p: HwParams, out: Path, source: str, opts: A
         codebook = (1 << p.SHARE) * p.WW if p.SHARE else 0
         g_ = plan.geom
         layers.append({
-            "name": plan.name, "op": plan.op.removeprefix("Q"),
+            "name": plan.name, "op": plan.op.removeprefix("Q"), "kind": layer_kind(node, plan),
             "relu": bool(getattr(node.op, "relu", False)), "M": plan.M, "K": plan.K,
             "N": plan.N, "macs": plan.macs, "tiles": plan.tiles,
             "skipped_tiles": plan.skipped_tiles, "predicted_cycles": cyc,
@@ -161,6 +161,28 @@ def memory(s: Schedule, p: HwParams) -> dict[str, int]:
     return out
 
 
+def layer_kind(node: ir.Node, plan: Any) -> str:
+    """What a layer computes, finer than its IR op (a QConv may be a depthwise convolution or a
+    global average pool): dense, conv, grouped_conv, depthwise_conv, max_pool,
+    global_avg_pool (reduce mode), add or concat."""
+    op = node.op
+    if isinstance(op, ir.QConv):
+        if plan.geom is not None and plan.geom.reduce:
+            return "global_avg_pool"
+        if op.group > 1:
+            return "depthwise_conv" if op.group == plan.geom.cin else "grouped_conv"
+        return "conv"
+    return {ir.QDense: "dense", ir.QMaxPool: "max_pool", ir.QAdd: "add",
+            ir.QConcat: "concat"}[type(op)]
+
+
+def op_label(ly: dict[str, Any]) -> str:
+    """A layer's op in report.md: the IR op, and its kind where that says more
+    ("Conv, depthwise_conv"; "Dense")."""
+    kind = ly.get("kind", "")
+    return ly["op"] if kind.replace("_", "") in ("", ly["op"].lower()) else f"{ly['op']}, {kind}"
+
+
 def markdown(rep: dict[str, Any]) -> str:
     t = rep["total"]
     lines = [f"# edgehls report: {rep['source']}", "",
@@ -174,7 +196,7 @@ def markdown(rep: dict[str, Any]) -> str:
              "| --- | ---: |"]
     for ly in rep["layers"]:
         lines.append(
-            f"| {ly['name']} ({ly['op']}) | {ly['wbits']}/{ly['abits']} | "
+            f"| {ly['name']} ({op_label(ly)}) | {ly['wbits']}/{ly['abits']} | "
             f"{ly['M']} x {ly['K']} x {ly['N']} | {ly['macs']} | "
             f"{ly['tiles']} ({ly['skipped_tiles']}) | {ly['predicted_cycles']} | "
             f"{ly['utilization']:.1%} | {ly['sparsity']:.1%} | {ly['weight_bits_raw']} | "
@@ -256,7 +278,11 @@ def manifest(g: ir.Graph, s: Schedule, p: HwParams, source: str, opts: Any,
                      "pack_input": s.pack_input,
                      "packed_layers": [p.name for p in s.layers if p.geom.packed],
                      "predicted_cycles": s.total_cycles, "drain_cycles": drain(s.R, s.C, s.xlat),
-                     "layer_cycles": s.layer_cycles()},
+                     "layer_cycles": s.layer_cycles(),
+                     # schedule index of each layer's first tile: the bench measures a layer
+                     # from its first tile's issue to the next layer's (as layer_cycles counts)
+                     "layer_first_tile": [p.first_tile for p in s.layers],
+                     "layer_names": [p.name for p in s.layers]},
         "golden": {"samples": samples, "inputs": "golden/inputs.npy",
                    "inputs_q": "golden/inputs_q.npy", "outputs_q": "golden/outputs_q.npy"},
         "files": files, "notes": list(g.notes)}

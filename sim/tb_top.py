@@ -7,6 +7,11 @@ back-pressure, check the stream rules and every element against golden/outputs_q
 
 Environment: EDGEHLS_DESIGN (design directory), EDGEHLS_RESULT (JSON path), EDGEHLS_SAMPLES
 (optional count), EDGEHLS_GAPS (optional probability of an idle cycle, default 0.3).
+
+Per-layer cycles: a monitor wakes only when the sequencer's issue index (u_core.u_seq.is_idx)
+changes, once per tile, and reads the run-cycle counter, so each layer's measured cycles (from
+its first tile's issue to the next layer's, the cycle model's layer_cycles) cost no per-clock
+callbacks.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from pathlib import Path
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, RisingEdge
+from cocotb.triggers import ClockCycles, Edge, ReadOnly, RisingEdge
 from cocotb.utils import get_sim_time
 
 PERIOD_NS = 10
@@ -50,6 +55,30 @@ class TB:
         self.rng = random.Random(seed)
         self.gap = float(os.environ.get("EDGEHLS_GAPS", "0.3"))
         self.inp, self.out = self.m["inputs"][0], self.m["outputs"][0]
+        self.decided: dict[int, int] = {}  # tile -> run cycle it issued at, this inference
+
+    async def watch_tiles(self) -> None:
+        """Record the run cycle each tile issues at (tile i's D_i), for layer_cycles. After the
+        clock edge of tile i's issue, is_idx is i + 1 and the cycle counter D_i + 1."""
+        try:
+            seq = self.dut.u_core.u_seq
+            idx, cyc = seq.is_idx, seq.cyc
+        except AttributeError:  # not an edgehls_top hierarchy: no per-layer figures
+            return
+        while True:
+            await Edge(idx)
+            await ReadOnly()
+            i = idx.value.to_unsigned()
+            if i > 0:
+                self.decided[i - 1] = cyc.value.to_unsigned() - 1
+            await RisingEdge(self.dut.clk)
+
+    def layer_cycles(self, run_cycles: int) -> list[int] | None:
+        first = self.m["schedule"].get("layer_first_tile")
+        if not first or any(t not in self.decided for t in first):
+            return None
+        starts = [self.decided[t] for t in first] + [run_cycles]
+        return [b - a for a, b in zip(starts, starts[1:], strict=False)]
 
     async def reset(self) -> None:
         d = self.dut
@@ -111,6 +140,7 @@ class TB:
         x = stream(self.x_q[s], self.inp.get("stream_order", "NHWC"))
         expected = stream(self.y_q[s], self.out.get("stream_order", "NHWC"))
         t0 = get_sim_time(unit="ns")
+        self.decided = {}
         d.start.value = 1
         await RisingEdge(d.clk)
         d.start.value = 0
@@ -120,9 +150,11 @@ class TB:
             await RisingEdge(d.clk)
         total = int((get_sim_time(unit="ns") - t0) // PERIOD_NS)
         mismatches = sum(a != b for a, b in zip(got, expected, strict=True))
+        run_cycles = d.run_cycles.value.to_unsigned()
         return {"sample": s, "passed": mismatches == 0 and not errors,
                 "mismatches": mismatches, "errors": errors[:5],
-                "cycles": d.run_cycles.value.to_unsigned(), "total_cycles": total,
+                "cycles": run_cycles, "total_cycles": total,
+                "layer_cycles": self.layer_cycles(run_cycles),
                 "got": got if mismatches else None, "expected": expected if mismatches else None}
 
 
@@ -132,6 +164,7 @@ async def golden_samples(dut) -> None:
     design = Path(os.environ["EDGEHLS_DESIGN"])
     tb = TB(dut, design, int(os.environ.get("EDGEHLS_SEED", "1")))
     await tb.reset()
+    cocotb.start_soon(tb.watch_tiles())
     count = min(int(os.environ.get("EDGEHLS_SAMPLES", len(tb.x_q))), len(tb.x_q))
     results = []
     for s in range(count):

@@ -274,3 +274,18 @@ if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as d:
         UNIFORM_GOLDEN.write_text(json.dumps(
             {n: uniform_fingerprint(n, Path(d)) for n in sorted(UNIFORM_CASES)}, indent=1) + "\n")
+
+
+def test_pack_stream_concatenates_lsb_first_and_cuts_words():
+    """Against the definition: the chunks as one integer, LSB first, cut into width-bit words
+    (at least one word); negative values two's complement in their n bits."""
+    rng = np.random.default_rng(5)
+    for _ in range(300):
+        width = int(rng.integers(1, 70))
+        chunks = [(int(rng.integers(-2**20, 2**20)), int(rng.integers(1, 40)))
+                  for _ in range(int(rng.integers(0, 30)))]
+        whole = sum((v & ((1 << n) - 1)) << sum(m for _, m in chunks[:i])
+                    for i, (v, n) in enumerate(chunks))
+        count = max(1, -(-sum(n for _, n in chunks) // width))
+        assert encode.pack_stream(chunks, width) == [
+            (whole >> (i * width)) & ((1 << width) - 1) for i in range(count)]

@@ -13,7 +13,7 @@ import pytest
 from cnn_models import BUILDERS, SHAPES
 from models import save
 
-from edgehls import frontend, ir, lowering, numerics, pipeline, romgen, tiler
+from edgehls import frontend, ir, lowering, numerics, pipeline, report, romgen, tiler
 
 
 def _quantized(name: str, tmp: Path) -> ir.Graph:
@@ -96,6 +96,17 @@ def test_the_lowered_sum_is_the_golden_window_convolution(graph):
     got = numerics.requantize(acc.sum(axis=0) + consts["bias"], consts["mult"],
                               consts["shift"], op.lo, op.hi)
     assert want.shape == (1, 1, c) and np.array_equal(got, want[0, 0])
+
+
+def test_the_report_calls_each_layer_by_what_it_computes(graph):
+    """report.json's ``kind``: the reduce-mode pool is a global_avg_pool, not a "Conv"."""
+    s = tiler.schedule(graph, 4, 4)
+    kinds = {p.name: report.layer_kind(n, p) for p, n in zip(s.layers, tiler.dense_layers(graph),
+                                                              strict=True)}
+    assert kinds["pool"] == "global_avg_pool"
+    assert kinds["fc"] == "dense"
+    assert set(kinds.values()) >= {"conv", "global_avg_pool", "dense"}
+    assert "depthwise_conv" in kinds.values() or "add" in kinds.values()
 
 
 def test_only_a_uniform_whole_map_depthwise_conv_is_a_reduce_layer():

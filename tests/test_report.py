@@ -145,7 +145,7 @@ def test_markdown_names_each_layer_and_the_totals(design):
     assert md == report.markdown(rep)
     assert "ragged.onnx" in md.splitlines()[0]
     for ly in rep["layers"]:
-        head = f"| {ly['name']} ({ly['op']}) |"
+        head = f"| {ly['name']} ({report.op_label(ly)}) |"
         row = next(line for line in md.splitlines() if line.startswith(head))
         assert f"{ly['M']} x {ly['K']} x {ly['N']}" in row
         assert str(ly["predicted_cycles"]) in row

@@ -57,6 +57,12 @@ def test_correct_design_passes(design):
         (design / "manifest.json").read_text())["schedule"]["predicted_cycles"]
     assert all(s["passed"] and not s["errors"] for s in r["per_sample"])
     assert json.loads((design / "sim" / "result.json").read_text()) == r
+    # per layer, measured from the sequencer's issue index: the cycle model's layer_cycles
+    sched = json.loads((design / "manifest.json").read_text())["schedule"]
+    assert r["layer_cycles_match"] and len(sched["layer_cycles"]) == 2
+    assert r["layer_cycles"] == r["layer_cycles_predicted"] == sched["layer_cycles"]
+    assert sum(r["layer_cycles"]) == r["cycles"]
+    assert all(s["layer_cycles"] == sched["layer_cycles"] for s in r["per_sample"])
 
 
 @needs_iverilog
@@ -142,6 +148,20 @@ def test_wrong_cycle_prediction_fails(design):
     assert not r["cycles_match"]
     assert r["mismatches"] == 0
     assert r["cycles"] == r["predicted_cycles"] - 1
+
+
+@needs_iverilog
+def test_wrong_layer_cycle_prediction_fails(design):
+    """Totals equal, one layer's split wrong: the per-layer measurement catches it."""
+    def shift(m):
+        lc = m["schedule"]["layer_cycles"]
+        m["schedule"]["layer_cycles"] = [lc[0] + 1, lc[1] - 1]
+
+    edit_json(design / "manifest.json", shift)
+    r = simulate.simulate(design)
+    assert not r["passed"] and not r["cycles_match"] and not r["layer_cycles_match"]
+    assert r["cycles"] == r["predicted_cycles"] and r["mismatches"] == 0
+    assert r["layer_cycles"] != r["layer_cycles_predicted"]
 
 
 @needs_iverilog
