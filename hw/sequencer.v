@@ -27,8 +27,9 @@
 // Packed input (PK): the read position is a flat element index (word rd, bank rotation
 // st_rd_rot) that advances by (a_step, r_step) per output pixel and (a_wrap, r_wrap) at the end
 // of an output row: rot' = rot + r; past B it wraps (rot' - B) and the word takes one more. The
-// other layers have r_step = r_wrap = 0 (the rotation stays the tile's). A packed layer's table
-// iw is its padded width and its tiles' off_w is 0, so only h can be outside the map.
+// other layers have r_step = r_wrap = 0 (the rotation stays the tile's). A layer packed along w
+// (h) has its padded width (height) as the table's iw (ih) and off_w (off_h) = 0 in its tiles,
+// so only the other axis can be outside the map.
 // Reduce mode (the layer's `red` bit: a global average pool) sums all M steps of a tile into one
 // accumulator entry: st_m stays 0, st_clear is only on the tile's first step and st_last only on
 // its final one (so one output pixel is written, on the `last` tile). The timing is the same.
