@@ -536,12 +536,7 @@ module edgehls_core #(
                     // packed: one element a cycle along the flat padded order, a beat or a pad
                     if (in_fire || in_pad) begin
                         in_count <= in_count + 32'd1;
-                        if (in_bank == B_LAST) begin
-                            in_bank <= {BW{1'b0}};
-                            in_word <= in_word + 1'b1;
-                        end else begin
-                            in_bank <= in_bank + 1'b1;
-                        end
+                        {in_word, in_bank} <= jump(in_word, in_bank, PH_1W, PH_1B);
                         if (in_k == PK_RC - 1) begin
                             in_k <= 32'd0;
                             in_pad <= (PK_LC != 0);
