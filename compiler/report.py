@@ -255,6 +255,20 @@ def quant_text(q: dict | None) -> str:
             + (", mixed precision (per layer below)" if q["mixed_precision"] else ""))
 
 
+def input_load_cycles(g: ir.Graph, p: HwParams) -> int:
+    """Cycles the core's loader writes the input for, at one beat a cycle (before `run_cycles`
+    start): one per element, plus the zeros of a packed input's pads (hw/core.v, PK): along w
+    each map row's pad columns, interleaved with the beats; along h a zero pass over the whole
+    padded region first."""
+    t = g.tensor(g.inputs[0])
+    pads = p.PK_LO + p.PK_HI  # along the packed axis
+    if p.PK == 1:  # IH rows of (pads + IW) * cin elements, PK_W = IW
+        return t.size + pads * (t.size // p.PK_W)
+    if p.PK == 2:  # IW columns of (pads + IH) * cin zeros, then the beats
+        return t.size + t.size + p.PK_W * pads * t.shape[1]
+    return t.size
+
+
 def manifest(g: ir.Graph, s: Schedule, p: HwParams, source: str, opts: Any,
              files: dict[str, list[str]], samples: int) -> dict[str, Any]:
     logits = any("Softmax" in n for n in g.notes)
@@ -282,7 +296,8 @@ def manifest(g: ir.Graph, s: Schedule, p: HwParams, source: str, opts: Any,
                      # schedule index of each layer's first tile: the bench measures a layer
                      # from its first tile's issue to the next layer's (as layer_cycles counts)
                      "layer_first_tile": [p.first_tile for p in s.layers],
-                     "layer_names": [p.name for p in s.layers]},
+                     "layer_names": [p.name for p in s.layers],
+                     "input_load_cycles": input_load_cycles(g, p)},
         "golden": {"samples": samples, "inputs": "golden/inputs.npy",
                    "inputs_q": "golden/inputs_q.npy", "outputs_q": "golden/outputs_q.npy"},
         "files": files, "notes": list(g.notes)}
