@@ -108,6 +108,10 @@ class Canonicalize:
         for node in _each(g, ir.Pad):
             _fold_pad(g, node)
         _remove_dead(g)  # e.g. a Transpose folded into a Gemm's weights
+        if all(isinstance(node.op, ir.Input) for node in g.nodes()):
+            raise UnsupportedError(f"the model computes nothing: its output is its input "
+                                   f"{g.outputs[0]!r} (only Identity, Dropout, Reshape or Flatten "
+                                   "nodes); edgehls needs at least one layer for the array")
         for node in g.nodes():
             if isinstance(node.op, ir.Transpose):
                 raise UnsupportedError(

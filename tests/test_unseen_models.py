@@ -1,0 +1,198 @@
+"""Acceptance on models edgehls was not designed around (tests/fixtures/make_unseen.py).
+
+Every supported model compiles (on one of several array shapes, with and without --calib), its
+golden float path (golden/outputs_float.npy) matches onnxruntime on golden/inputs.npy, its
+dequantized golden outputs stay near onnxruntime's, and manifest.json and report.json describe
+it; every unsupported one is refused by the CLI with one `error:` line naming what is wrong,
+status 2, nothing written. The default run simulates three of them in Icarus; `pytest -m slow`
+simulates every supported model at 7x3 and 3x7 and a handful at 1x1, 1x8 and 16x16, demanding
+bit-exact outputs and run cycles equal to the cycle model's.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import numpy_helper
+from test_e2e import compile_and_simulate
+
+from edgehls import cli, frontend, pipeline
+
+sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
+import make_unseen as mu  # noqa: E402
+
+# model -> a fragment the one error line must contain (the node, op or option it names)
+REJECTED = {
+    "matmul_const_left": "node 'y' (MatMul): the first input must be the activation",
+    "flatten_axis2": "node 'y' (Gemm): reads the feature map 'r1'",
+    "two_outputs": "2 graph outputs (y, z)",
+    "two_inputs": "2 graph inputs (x, x2)",
+    "avgpool_include_pad0": "node 'pool' (AvgPool): count_include_pad=0",
+    "leaky_negative_alpha": "node 'act' (LeakyRelu): alpha -0.2",
+    "avgpool_ceil": "node 'pool' (AveragePool): ceil_mode=1",
+    "reducemean_one_axis": "node 'mean' (ReduceMean): only a mean over the spatial axes",
+    "sum_three": "node 'sum' (Sum): a Sum of 3 inputs",
+    "concat_axis_w": "node 'cat' (Concat): only a Concat along the channel axis",
+    "transpose_middle": "node 't' (Transpose): perm [0, 1, 3, 2]",
+    "identity_only": "the model computes nothing",
+    "dynamic_hw": "input 'x' has dynamic dimension 2",
+    "lstm": "node 'lstm0' (LSTM): op not supported",
+    "softmax_middle": "node 'sm' (Softmax): only a final Softmax",
+    "resize": "node 'y' (Resize): op not supported",
+}
+BUILDERS = {**mu.MODELS, **mu.BAD}
+SUPPORTED = [m for m in mu.MODELS if m not in REJECTED]
+PES = [(1, 1), (1, 8), (7, 3), (3, 7), (16, 16), (4, 4)]
+# a design whose output went through the final Softmax edgehls drops: compare logits
+SOFTMAX_LAST = {"softmax_last_axis"}
+
+
+def _save(name: str, tmp_path: Path) -> Path:
+    path = tmp_path / f"{name}.onnx"
+    onnx.save(BUILDERS[name](), str(path))
+    return path
+
+
+def _options(index: int, model: onnx.ModelProto, **kw: object) -> pipeline.Options:
+    """Array shapes in turn; every other model calibrated from --calib data."""
+    calib = None
+    if index % 2:
+        dims = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+        calib = np.random.default_rng(index).uniform(-1, 1, (16, *dims)).astype(np.float32)
+    return pipeline.Options(pe=PES[index % len(PES)], samples=3, calib=calib, **kw)
+
+
+def _onnxruntime(path: Path, x: np.ndarray, logits: bool) -> np.ndarray:
+    model = onnx.load(str(path))
+    if logits:  # cut the final Softmax: edgehls's outputs are its input
+        sm = model.graph.node[-1]
+        assert sm.op_type == "Softmax"
+        model.graph.output[0].name = sm.input[0]
+        model.graph.output[0].type.tensor_type.ClearField("shape")
+        del model.graph.node[-1]
+    sess = ort.InferenceSession(model.SerializeToString())
+    name, shape = sess.get_inputs()[0].name, sess.get_inputs()[0].shape
+    return np.stack([sess.run(None, {name: xi.reshape(shape).astype(np.float32)})[0]
+                     for xi in x])
+
+
+def test_builders_are_deterministic() -> None:
+    for name, build in BUILDERS.items():
+        assert build().SerializeToString() == build().SerializeToString(), name
+        onnx.checker.check_model(build(), full_check=True)
+
+
+@pytest.mark.parametrize("name", SUPPORTED)
+def test_golden_matches_onnxruntime(tmp_path: Path, name: str) -> None:
+    path = _save(name, tmp_path)
+    model = onnx.load(str(path))
+    opts = _options(SUPPORTED.index(name), model)
+    out = tmp_path / "design"
+    rep = pipeline.compile_model(path, out, opts)
+    x = np.load(out / "golden" / "inputs.npy")
+    ref = _onnxruntime(path, x, name in SOFTMAX_LAST)
+    y_float = np.load(out / "golden" / "outputs_float.npy")
+    y = np.load(out / "golden" / "outputs.npy")
+    # golden/ holds the IR's shapes, e.g. [1, C, 1, L] for a Conv1d's [1, C, L] and [1, N, 1, 1]
+    # for a Gemm on a flattened map: the same elements in the same order (see test_golden_shapes)
+    assert y_float.size == ref.size and y.size == ref.size, (y_float.shape, ref.shape)
+    y_float, y = y_float.reshape(ref.shape), y.reshape(ref.shape)
+    np.testing.assert_allclose(y_float, ref, atol=1e-5, rtol=1e-4)
+    scale = np.abs(ref).max()
+    assert np.abs(y - ref).max() <= 0.06 * scale + 1e-6, (
+        f"{name} at --pe {opts.pe}: dequantized outputs {np.abs(y - ref).max():.4f} from "
+        f"onnxruntime's (range {scale:.3f})")
+    man = json.loads((out / "manifest.json").read_text())
+    assert len(man["inputs"]) == 1 and len(man["outputs"]) == 1
+    logits = name in SOFTMAX_LAST
+    assert man["outputs"][0]["name"] == (model.graph.node[-1].input[0] if logits
+                                         else model.graph.output[0].name)
+    assert man["outputs"][0].get("logits", False) == logits
+    assert tuple(man["inputs"][0]["shape"]) == x.shape[1:]
+    assert np.prod(man["outputs"][0]["shape"]) * len(x) == ref.size
+    assert np.load(out / "golden" / "outputs_q.npy").shape == (len(x), *man["outputs"][0]["shape"])
+    report = json.loads((out / "report.json").read_text())
+    assert report == rep and report["pe"] == list(opts.pe)
+    assert report["total"]["predicted_cycles"] > 0 and report["layers"]
+
+
+@pytest.mark.xfail(strict=True, reason="golden/ and manifest.json carry the IR's shapes, not "
+                   "the ONNX model's that README promises: a Conv1d's inputs.npy is [S, 1, C, 1, "
+                   "L] (onnxruntime refuses it) and a Gemm on a flattened map writes outputs "
+                   "[S, 1, N, 1, 1] for the model's [1, N]; pipeline.compile_model and "
+                   "report.manifest, outside this branch's remit")
+@pytest.mark.parametrize("name", ["conv1d", "opset17"])
+def test_golden_shapes_are_the_models(tmp_path: Path, name: str) -> None:
+    path = _save(name, tmp_path)
+    out = tmp_path / "design"
+    pipeline.compile_model(path, out, pipeline.Options(pe=(4, 4), samples=2))
+    sess = ort.InferenceSession(str(path))
+    x = np.load(out / "golden" / "inputs.npy")
+    assert x.shape[1:] == tuple(sess.get_inputs()[0].shape)
+    y = np.load(out / "golden" / "outputs.npy")
+    assert y.shape[1:] == sess.run(None, {"x": x[0]})[0].shape
+
+
+@pytest.mark.parametrize("name", sorted(REJECTED))
+def test_rejected_with_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                      name: str) -> None:
+    path = _save(name, tmp_path)
+    out = tmp_path / "design"
+    rc = cli.main(["compile", str(path), "--pe", "4x4", "-o", str(out)])
+    stdout, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert rc == 2 and stdout == "" and len(lines) == 1, (rc, stdout, err)
+    assert lines[0].startswith("error: ") and REJECTED[name] in lines[0], lines[0]
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("name, dtype", [("float16_inits", np.float16),
+                                         ("float64_inits", np.float64)])
+def test_cast_weights_are_folded(tmp_path: Path, name: str, dtype: type) -> None:
+    """Weights stored as float16/float64 and Cast to float before the Conv (a half-precision
+    export) were rejected as 'Cast: op not supported'; a Cast of a constant is now folded."""
+    path = _save(name, tmp_path)
+    raw = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(path)).graph.initializer}
+    assert raw["c1.weight.raw"].dtype == dtype
+    g = frontend.load(path)
+    np.testing.assert_array_equal(g.const(g.node("c1"), "weight"),
+                                  raw["c1.weight.raw"].astype(np.float32))
+    assert not any(n.op.kind == "Cast" for n in g.nodes())
+
+
+def test_identity_model_is_rejected_before_the_tiler(tmp_path: Path) -> None:
+    """A model that computes nothing used to end in romgen's `max() arg is an empty sequence`
+    traceback; canonicalize now refuses it by name."""
+    from edgehls.errors import UnsupportedError
+
+    path = _save("identity_only", tmp_path)
+    with pytest.raises(UnsupportedError, match="computes nothing: its output is its input 'x'"):
+        pipeline.compile_model(path, tmp_path / "design", pipeline.Options(pe=(2, 2)))
+
+
+# (model, pe) simulated by the default run (each < 5 s in Icarus); the rest are slow
+SIM_DEFAULT = {("conv_stride3", (3, 7)), ("conv1d", (7, 3)), ("gemm_alpha_beta", (1, 8))}
+SIM_EXTRA_PES = {"channels_33": [(16, 16), (1, 8)], "conv1d": [(1, 1), (16, 16)],
+                 "concat3": [(16, 16)], "residual_scales": [(1, 8)], "gemm_transA": [(1, 1)],
+                 "gemm_alpha_beta": [(1, 8)], "conv_11x11": [(16, 16)],
+                 "conv_map_output": [(1, 8)], "odd_names": [(16, 16)]}
+
+
+def _sim_params() -> list:
+    cases = [(n, pe) for n in SUPPORTED for pe in [(7, 3), (3, 7), *SIM_EXTRA_PES.get(n, [])]]
+    return [pytest.param(n, pe, id=f"{n}-{pe[0]}x{pe[1]}",
+                         marks=() if (n, pe) in SIM_DEFAULT else pytest.mark.slow)
+            for n, pe in cases]
+
+
+@pytest.mark.parametrize(("name", "pe"), _sim_params())
+def test_simulates_bit_exact(tmp_path: Path, name: str, pe: tuple[int, int]) -> None:
+    path = _save(name, tmp_path)
+    opts = pipeline.Options(pe=pe, samples=2)
+    compile_and_simulate(path, tmp_path / "design", f"make_unseen.{name}()", opts)
