@@ -196,3 +196,21 @@ def test_simulates_bit_exact(tmp_path: Path, name: str, pe: tuple[int, int]) -> 
     path = _save(name, tmp_path)
     opts = pipeline.Options(pe=pe, samples=2)
     compile_and_simulate(path, tmp_path / "design", f"make_unseen.{name}()", opts)
+
+
+@pytest.mark.parametrize("name", ["opset17", "maxpool_only", "depthwise_mult2",
+                                  "concat_input_twice", "conv1d", "residual_with_input"])
+def test_cnn_batch_is_rejected(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                               name: str) -> None:
+    """A CNN with a static batch of 2 (or --input-shape x=2,...) used to compile: the golden
+    model computed both images, the tiler and report one (MACs and cycles of batch 1), and
+    `edgehls simulate` then waited for ever for the second image's outputs."""
+    path = _save(name, tmp_path)
+    dims = [d.dim_value for d in onnx.load(str(path)).graph.input[0].type.tensor_type.shape.dim]
+    out = tmp_path / "design"
+    rc = cli.main(["compile", str(path), "--pe", "4x4", "-o", str(out), "--input-shape",
+                   "x=" + ",".join(map(str, [2, *dims[1:]]))])
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("error: node ") and "batch 2 of [2, " in err and "one image" in err
+    assert not out.exists()
