@@ -214,3 +214,24 @@ def test_cnn_batch_is_rejected(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert rc == 2 and len(err.strip().splitlines()) == 1, err
     assert err.startswith("error: node ") and "batch 2 of [2, " in err and "one image" in err
     assert not out.exists()
+
+
+
+def test_calibration_in_chunks_is_exact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Quantize calibrates a chunk of samples at a time (64 samples of a 224 x 224 x 64 CNN
+    took over 10 GB and 5 minutes, now 3.7 GB and 74 s): the values it keeps are exactly the
+    even subsample choose_scale takes of every sample at once, across chunk boundaries."""
+    from edgehls import golden
+    from edgehls.passes import calibrate, quantize
+
+    g = frontend.load(_save("depthwise_mult2", tmp_path))
+    g = pipeline.run_passes(g, pipeline.passes(pipeline.Options())[:1])
+    data = np.random.default_rng(5).uniform(-1, 1, (7, 1, 5, 13, 17))
+    full = golden.run_float_all_samples(g, data)
+    monkeypatch.setattr(calibrate, "MAX_VALUES", 997)  # strides that straddle chunks
+    monkeypatch.setattr(quantize, "CHUNK_VALUES", 3000)  # one sample a chunk
+    chunked = quantize._calibration_values(g, data)
+    assert set(chunked) == set(full)
+    for t, v in full.items():
+        np.testing.assert_array_equal(chunked[t], calibrate._sample(v), err_msg=t)
+        assert 0 < chunked[t].size <= 997
