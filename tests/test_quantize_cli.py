@@ -33,7 +33,7 @@ def test_report_states_the_quantization(capsys, tmp_path, out_dir):
     assert man["numerics"]["scale"] == "mult" and man["numerics"]["per_channel"] is False
     md = (out_dir / "report.md").read_text()
     assert "real scales (multiplier and shift), weights per tensor, calibration mse" in md
-    assert "| fc2 (Dense) | 4/8 |" in md
+    assert "| fc2 (dense) | 4/8 |" in md  # the layer kind, since report.json has one
 
 
 def test_no_calibration_data_warns(capsys, out_dir):
