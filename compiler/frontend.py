@@ -454,6 +454,10 @@ class _Builder:
         for i, c in enumerate(list(node.input[1:3])):
             if c:
                 bounds[i] = float(np.asarray(self.consts[c]).reshape(-1)[0])
+        if np.isnan(bounds).any() or not bounds[0] < bounds[1]:
+            # ONNX then sets every output to max: a constant, nothing to compute or quantize
+            raise UnsupportedError(f"{where}: min {bounds[0]:g} is not below max {bounds[1]:g}; "
+                                   "a Clip needs min < max")
         return ir.Clip(*bounds), ()
 
     def _pad(self, node: onnx.NodeProto, attrs: dict, ins: list[str], where: str

@@ -45,6 +45,8 @@ REJECTED = {
     "lstm": "node 'lstm0' (LSTM): op not supported",
     "softmax_middle": "node 'sm' (Softmax): only a final Softmax",
     "resize": "node 'y' (Resize): op not supported",
+    # compiled, and its golden float outputs were 2.2 away from onnxruntime's (range 2.2)
+    "clip_inverted": "node 'clip' (Clip): min 1 is not below max -1",
 }
 BUILDERS = {**mu.MODELS, **mu.BAD}
 SUPPORTED = [m for m in mu.MODELS if m not in REJECTED]
