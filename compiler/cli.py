@@ -13,6 +13,7 @@ import re
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 import edgehls
 from edgehls import encode, frontend, pipeline, synth
@@ -21,6 +22,14 @@ from edgehls.passes import share
 
 PE_RE = re.compile(r"^(\d+)x(\d+)$")
 MAX_PE = 64
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the CLI's contract for a malformed option: one `error:` line, status 2
+    (argparse's own prints the usage first, then `edgehls compile: error: ...`)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
 def pe_size(text: str) -> tuple[int, int]:
@@ -52,6 +61,27 @@ def positive(text: str) -> int:
     return v
 
 
+def non_negative(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        v = -1
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number >= 0")
+    return v
+
+
+def megahertz(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = math.nan
+    if not (math.isfinite(v) and v > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive clock frequency in MHz, "
+                                         "e.g. 100")
+    return v
+
+
 def input_shape(text: str) -> tuple[str, tuple[int, ...]]:
     name, sep, dims = text.partition("=")
     try:
@@ -76,7 +106,7 @@ def value_range(text: str) -> tuple[float, float]:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="edgehls", description="Compile an ONNX network into Verilog for a systolic MAC "
         "array, with a bit-exact golden model and a cocotb bench.")
     p.add_argument("--version", action="version", version=f"edgehls {edgehls.__version__}")
@@ -99,7 +129,8 @@ def parser() -> argparse.ArgumentParser:
                    help="evaluation data: x_test and y_test (or x and y); reports accuracy")
     c.add_argument("--samples", type=positive, default=8,
                    help="golden samples written to golden/ (default 8)")
-    c.add_argument("--seed", type=int, default=0, help="seed for random inputs (default 0)")
+    c.add_argument("--seed", type=non_negative, default=0,
+                   help="seed for random inputs (default 0)")
     c.add_argument("--input-shape", type=input_shape, action="append", metavar="NAME=D0,D1,..",
                    help="fix a dynamic input shape (repeatable)")
     c.add_argument("--prune", metavar="MODE:SPARSITY",
@@ -139,7 +170,7 @@ def parser() -> argparse.ArgumentParser:
                    "default a convolution on a model input with few channels stores that input "
                    "flat and zero padded along w, so a tile holds R (kw, channel) rows instead "
                    "of cin); for A/B comparison")
-    c.add_argument("--clock-mhz", type=float, default=100.0, metavar="F",
+    c.add_argument("--clock-mhz", type=megahertz, default=100.0, metavar="F",
                    help="clock constraint written to vivado/ and quartus/ (default 100)")
     c.add_argument("--force", action="store_true", help="overwrite a non-empty output DIR")
     c.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")

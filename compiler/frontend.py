@@ -9,7 +9,8 @@ GlobalAveragePool and ReduceMean over H, W become ``GlobalAvgPool``; GlobalMaxPo
 var 1, epsilon 0, bias 0); Add (or a two-input Sum) of two activations of the same static
 shape becomes ``AddAct`` (the residual Add: the graph is a DAG, a tensor may have several
 readers), of an activation and a constant an ``Add`` with const 'B'; a one-input Sum is an
-``Identity``; a Transpose becomes ``Transpose`` with its ``perm`` resolved (default: reversed
+``Identity``; a Cast of a constant (float16 or float64 weights cast to float) is folded;
+a Transpose becomes ``Transpose`` with its ``perm`` resolved (default: reversed
 axes; on a 1-D model, a rank-3 perm mapped to the 4-D tensors) for canonicalization to remove.
 Window attributes are resolved: ``auto_pad`` into explicit pads (top, left, bottom, right),
 defaults filled in; a MaxPool's ``ceil_mode`` into extra bottom/right padding (the max excludes
@@ -221,6 +222,11 @@ class _Builder:
         attrs = {k: v.decode() if isinstance(v, bytes) else v for k, v in attrs.items()}
         if op == "Constant" and node.domain in ("", "ai.onnx"):
             self.consts[node.output[0]] = _constant_value(node, attrs)
+            return
+        if op == "Cast" and node.domain in ("", "ai.onnx") and node.input[0] in self.consts:
+            # weights stored as float16/float64 and cast to float before use: fold
+            to = onnx.helper.tensor_dtype_to_np_dtype(attrs["to"])
+            self.consts[node.output[0]] = np.asarray(self.consts[node.input[0]]).astype(to)
             return
         name = self._unique(node.name or f"{op}_{index}")
         where = f"node {name!r} ({op})"
@@ -448,6 +454,10 @@ class _Builder:
         for i, c in enumerate(list(node.input[1:3])):
             if c:
                 bounds[i] = float(np.asarray(self.consts[c]).reshape(-1)[0])
+        if np.isnan(bounds).any() or not bounds[0] < bounds[1]:
+            # ONNX then sets every output to max: a constant, nothing to compute or quantize
+            raise UnsupportedError(f"{where}: min {bounds[0]:g} is not below max {bounds[1]:g}; "
+                                   "a Clip needs min < max")
         return ir.Clip(*bounds), ()
 
     def _pad(self, node: onnx.NodeProto, attrs: dict, ins: list[str], where: str

@@ -23,8 +23,9 @@ it to the IR's input shape; every other function takes data in the IR's input sh
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -110,9 +111,12 @@ def _nchw(g: ir.Graph, n: ir.Node, x: np.ndarray) -> np.ndarray:
     return x.reshape(-1, *g.tensor(n.inputs[0]).shape[1:])
 
 
-def _patches(x: np.ndarray, op: ir.Op, fill: float) -> tuple[np.ndarray, np.ndarray]:
-    """Windows of x [S, C, H, W]: (patches [S, C, OH, OW, kh, kw], inside [OH, OW, kh, kw]);
-    ``inside`` is False at padding positions (which hold ``fill``)."""
+def _windows(x: np.ndarray, op: ir.Op, fill: float
+             ) -> Iterator[tuple[np.ndarray, np.ndarray, int, int]]:
+    """The window positions of x [S, C, H, W] one kernel offset at a time: (values [S, C, OH,
+    OW] at offset (i, j) of every window, inside [OH, OW] False where that is padding (which
+    holds ``fill``), i, j). One offset at a time, not an im2col of every offset: a 224 x 224
+    map with 64 channels and 64 calibration samples would need 15 GB of patches."""
     (kh, kw), (sh, sw), (pt, pl, pb, pr) = op.kernel, op.strides, op.pads
     dh, dw = getattr(op, "dilations", (1, 1))
     s, c, h, w = x.shape
@@ -122,9 +126,11 @@ def _patches(x: np.ndarray, op: ir.Op, fill: float) -> tuple[np.ndarray, np.ndar
     xp[:, :, pt:pt + h, pl:pl + w] = x
     mask = np.zeros(xp.shape[2:], dtype=bool)
     mask[pt:pt + h, pl:pl + w] = True
-    iy = (np.arange(oh) * sh)[:, None, None, None] + (np.arange(kh) * dh)[None, None, :, None]
-    ix = (np.arange(ow) * sw)[None, :, None, None] + (np.arange(kw) * dw)[None, None, None, :]
-    return xp[:, :, iy, ix], mask[iy, ix]
+    for i in range(kh):
+        for j in range(kw):
+            rows = slice(i * dh, i * dh + (oh - 1) * sh + 1, sh)
+            cols = slice(j * dw, j * dw + (ow - 1) * sw + 1, sw)
+            yield xp[:, :, rows, cols], mask[rows, cols], i, j
 
 
 def _act(y: np.ndarray, op: ir.Conv) -> np.ndarray:
@@ -136,11 +142,20 @@ def _act(y: np.ndarray, op: ir.Conv) -> np.ndarray:
 def _conv(g: ir.Graph, n: ir.Node, xs: list[np.ndarray]) -> np.ndarray:
     op = n.op
     w = g.const(n, "weight").astype(np.float64)  # [Cout, Cin/group, kh, kw]
-    patches, _ = _patches(_nchw(g, n, xs[0]), op, 0.0)  # [S, Cin, OH, OW, kh, kw]
+    x = _nchw(g, n, xs[0])
     cg, per = w.shape[1], w.shape[0] // op.group
-    y = np.concatenate([
-        np.einsum("scyxij,ocij->soyx", patches[:, i * cg:(i + 1) * cg], w[i * per:(i + 1) * per])
-        for i in range(op.group)], axis=1)
+    wg = w.reshape(op.group, per, cg, *w.shape[2:])  # [G, Cout/G, Cin/G, kh, kw]
+    acc, (s, oh, ow) = 0.0, (x.shape[0], 0, 0)
+    for v, _, i, j in _windows(x, op, 0.0):  # v [S, Cin, OH, OW]
+        oh, ow = v.shape[2:]
+        # [S, G, OH*OW, Cin/G] @ [G, Cin/G, Cout/G] -> [S, G, OH*OW, Cout/G]
+        rows = v.reshape(s, op.group, cg, oh * ow).transpose(0, 1, 3, 2)
+        wij = wg[:, :, :, i, j].transpose(0, 2, 1)  # [G, Cin/G, Cout/G]
+        if op.group == 1:  # one 2-D product (BLAS), not S broadcast ones
+            acc = acc + (rows.reshape(-1, cg) @ wij[0]).reshape(s, 1, oh * ow, per)
+        else:
+            acc = acc + rows @ wij
+    y = np.asarray(acc).transpose(0, 1, 3, 2).reshape(s, w.shape[0], oh, ow)
     if n.const_name("bias") is not None:
         y = y + g.const(n, "bias").astype(np.float64)[:, None, None]
     if op.act == "leaky":
@@ -161,15 +176,16 @@ def _batchnorm(g: ir.Graph, n: ir.Node, xs: list[np.ndarray]) -> np.ndarray:
 
 
 def _maxpool(g: ir.Graph, n: ir.Node, xs: list[np.ndarray]) -> np.ndarray:
-    patches, _ = _patches(_nchw(g, n, xs[0]), n.op, -np.inf)  # padding never wins
-    return patches.max(axis=(4, 5))
+    # padding (-inf) never wins
+    return functools.reduce(np.maximum, (v for v, *_ in _windows(_nchw(g, n, xs[0]), n.op,
+                                                                 -np.inf)))
 
 
 def _avgpool(g: ir.Graph, n: ir.Node, xs: list[np.ndarray]) -> np.ndarray:
-    patches, inside = _patches(_nchw(g, n, xs[0]), n.op, 0.0)
-    count = inside.size // inside.shape[0] // inside.shape[1] if n.op.count_include_pad \
-        else inside.sum(axis=(2, 3))
-    return patches.sum(axis=(4, 5)) / count
+    total, count = 0.0, 0
+    for v, inside, _, _ in _windows(_nchw(g, n, xs[0]), n.op, 0.0):
+        total, count = total + v, count + (1 if n.op.count_include_pad else inside)
+    return total / count
 
 
 def _pad(g: ir.Graph, n: ir.Node, xs: list[np.ndarray]) -> np.ndarray:

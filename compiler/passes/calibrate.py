@@ -64,11 +64,14 @@ def check_scale(scale: str) -> str:
     return scale
 
 
+def sample_step(size: int) -> int:
+    """The stride of the deterministic even subsample of ``size`` values (1: all of them)."""
+    return -(-size // MAX_VALUES) if size > MAX_VALUES else 1
+
+
 def _sample(v: np.ndarray) -> np.ndarray:
     v = np.asarray(v, dtype=np.float64).reshape(-1)
-    if v.size > MAX_VALUES:  # deterministic even subsample
-        v = v[:: -(-v.size // MAX_VALUES)]
-    return v
+    return v[::sample_step(v.size)]
 
 
 def _mse(v: np.ndarray, scale: float, lo: int, hi: int) -> float:

@@ -108,6 +108,10 @@ class Canonicalize:
         for node in _each(g, ir.Pad):
             _fold_pad(g, node)
         _remove_dead(g)  # e.g. a Transpose folded into a Gemm's weights
+        if all(isinstance(node.op, ir.Input) for node in g.nodes()):
+            raise UnsupportedError(f"the model computes nothing: its output is its input "
+                                   f"{g.outputs[0]!r} (only Identity, Dropout, Reshape or Flatten "
+                                   "nodes); edgehls needs at least one layer for the array")
         for node in g.nodes():
             if isinstance(node.op, ir.Transpose):
                 raise UnsupportedError(
@@ -117,6 +121,7 @@ class Canonicalize:
                 raise UnsupportedError(f"node {node.name!r} ({node.op.kind}): cannot be mapped "
                                        "to a Dense, Conv, MaxPool or residual Add layer: "
                                        f"{_WHY.get(node.op.kind, 'unexpected')}")
+            _check_batch(g, node)
             if isinstance(node.op, ir.AddAct):
                 _check_add(g, node)
             if isinstance(node.op, ir.Concat):
@@ -601,6 +606,21 @@ def _fold_pad(g: ir.Graph, node: ir.Node) -> None:
             inputs=tuple(node.inputs[0] if i == node.outputs[0] else i for i in r.inputs)))
     g.remove_node(node.name)
     g.tensors.pop(node.outputs[0], None)
+
+
+def _check_batch(g: ir.Graph, node: ir.Node) -> None:
+    """A layer over feature maps runs one image: the tiler and the sequencer walk one [H, W]
+    map, so a batch of maps would be computed by the golden model but not by the hardware (a
+    Dense takes a batch as its rows)."""
+    if isinstance(node.op, ir.Input | ir.Dense):
+        return
+    for t in node.inputs:
+        shape = g.tensor(t).shape
+        if len(shape) == 4 and shape[0] > 1:
+            raise UnsupportedError(f"node {node.name!r} ({node.op.kind}): batch {shape[0]} of "
+                                   f"{list(shape)}: layers over feature maps run one image at "
+                                   "a time; export with batch 1 (a symbolic batch is taken as "
+                                   "1)")
 
 
 def _check_concat(g: ir.Graph, node: ir.Node) -> None:

@@ -96,6 +96,17 @@ def prune_tiles(w: np.ndarray, s: float, r: int, c: int) -> np.ndarray:
     return np.where(mask, 0.0, w)
 
 
+def _avg_pool(g: ir.Graph, node: ir.Node) -> bool:
+    """A Conv that Canonicalize made of an AvgPool or GlobalAvgPool (depthwise, every weight
+    1 / (kh * kw)): its weights are the pool's definition, not learned, so none is pruned (the
+    global pool's 1/HW would be the first weights a magnitude ranking drops)."""
+    if not isinstance(node.op, ir.Conv):
+        return False
+    w = g.const(node, "weight")
+    kh, kw = node.op.kernel
+    return w.shape[1] == 1 and node.op.group == w.shape[0] and bool(np.all(w == 1.0 / (kh * kw)))
+
+
 def _grouped(node: ir.Node) -> bool:
     return isinstance(node.op, ir.Conv) and node.op.group > 1
 
@@ -104,8 +115,9 @@ def _grouped(node: ir.Node) -> bool:
 class Prune:
     """Magnitude pruning: set the smallest weights of each Dense and Conv layer to exactly zero.
 
-    Requires: a graph of Input, Dense, Conv, MaxPool and AddAct nodes only (after Canonicalize,
-    before Quantize); MaxPool and AddAct nodes pass through unchanged.
+    Requires: a graph of Input, Dense, Conv, MaxPool, AddAct, Concat and TableAct nodes only
+    (after Canonicalize, before Quantize); MaxPool, AddAct, Concat and TableAct nodes, and the
+    Convs that are average pools (``_avg_pool``), pass through unchanged.
     Guarantees: a new graph (the input graph is untouched) with the same nodes and const names;
     only weights are changed, and only to 0.0: surviving weights are bit-identical, zeros stay
     zero (they count toward the target). Per layer, ``overrides`` entries (layer, mode,
@@ -133,10 +145,12 @@ class Prune:
         check(self.mode, self.sparsity)
         layers = []
         for node in g.nodes():
-            if isinstance(node.op, ir.Dense | ir.Conv):
+            if isinstance(node.op, ir.Dense | ir.Conv) and not _avg_pool(g, node):
                 layers.append(node)
-            elif not isinstance(node.op, ir.Input | ir.MaxPool | ir.AddAct | ir.Concat):
-                raise PassError(f"Prune requires Input, Dense, Conv, MaxPool and AddAct nodes; "
+            elif not isinstance(node.op, ir.Input | ir.Conv | ir.MaxPool | ir.AddAct | ir.Concat
+                                | ir.TableAct):
+                raise PassError(f"Prune requires Input, Dense, Conv, MaxPool, AddAct, Concat "
+                                "and TableAct nodes; "
                                 f"node {node.name!r} is {node.op.kind}: run Canonicalize first "
                                 "(and Prune before Quantize)")
         plan = self._plan([n.name for n in layers])
