@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import NoReturn
 
 import edgehls
-from edgehls import encode, frontend, pipeline, synth
+from edgehls import budget, encode, frontend, pipeline, synth
 from edgehls.errors import EdgeHLSError
 from edgehls.passes import share
 
@@ -69,6 +69,13 @@ def non_negative(text: str) -> int:
     if v < 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be a whole number >= 0")
     return v
+
+
+def memory_size(text: str) -> int:
+    try:
+        return budget.parse_size(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def megahertz(text: str) -> float:
@@ -170,6 +177,15 @@ def parser() -> argparse.ArgumentParser:
                    "default a convolution on a model input with few channels stores that input "
                    "flat and zero padded along w, so a tile holds R (kw, channel) rows instead "
                    "of cin); for A/B comparison")
+    c.add_argument("--acc-bits", type=bits, metavar="N",
+                   help="accumulator width (default: the widest layer's need, wbits + abits + "
+                   "ceil(log2 K) + 1, so nothing overflows); narrower than that is an error")
+    c.add_argument("--max-memory", type=memory_size, metavar="SIZE",
+                   help="on-chip memory budget: bits, or with a unit (Kb, Mb, KB, MB), e.g. "
+                   "2Mb; a design that needs more (weight ROM, activations, accumulators, "
+                   "post-processing ROM; report.json memory) is an error")
+    c.add_argument("--max-bram", type=positive, metavar="N",
+                   help="budget in 18 Kb block RAMs (as report.json memory.bram18 counts them)")
     c.add_argument("--clock-mhz", type=megahertz, default=100.0, metavar="F",
                    help="clock constraint written to vivado/ and quartus/ (default 100)")
     c.add_argument("--force", action="store_true", help="overwrite a non-empty output DIR")
@@ -219,7 +235,9 @@ def options(a: argparse.Namespace) -> pipeline.Options:
                    if getattr(a, "precision", None) else None),
         input_range=getattr(a, "input_range", (-1.0, 1.0)),
         encode=getattr(a, "encode", "auto"),
-        pack_input=not getattr(a, "no_pack_input", False))
+        pack_input=not getattr(a, "no_pack_input", False),
+        acc_bits=getattr(a, "acc_bits", None), max_memory=getattr(a, "max_memory", None),
+        max_bram=getattr(a, "max_bram", None))
 
 
 def cmd_compile(a: argparse.Namespace) -> int:

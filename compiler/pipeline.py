@@ -13,7 +13,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from edgehls import codegen, encode, frontend, golden, ir, numerics, report, romgen, tiler
+from edgehls import budget, codegen, encode, frontend, golden, ir, numerics, report, romgen, tiler
 from edgehls.errors import DataError, OptionError, OutputError, PassError
 from edgehls.passes import calibrate, prune, share
 from edgehls.passes.canonicalize import Canonicalize
@@ -49,6 +49,9 @@ class Options:
     input_range: tuple[float, float] = (-1.0, 1.0)  # random calibration inputs without --calib
     encode: str = "auto"  # sparsity encoding of the weight ROM (edgehls.encode.OPTIONS)
     pack_input: bool = True  # pack a first convolution's taps into rows (tiler.packed_layers)
+    acc_bits: int | None = None  # --acc-bits: the accumulator width (None: what the model needs)
+    max_memory: int | None = None  # --max-memory: on-chip memory budget in bits
+    max_bram: int | None = None  # --max-bram: budget in 18 Kb block RAMs
 
 
 def passes(opts: Options) -> list[Pass]:
@@ -282,13 +285,15 @@ def compile_model(model: Path, out: Path, opts: Options, force: bool = False) ->
     r, c = opts.pe
     numerics.check_bits("--wbits", opts.wbits)
     numerics.check_bits("--abits", opts.abits)
+    budget.check_acc_bits(opts.acc_bits)
     pipe = passes(opts)  # bad compression settings fail before the model is read
     encode.check(opts.encode)
     g_float = frontend.load(model, opts.input_shape)
     g_canon = run_passes(g_float, pipe[:1])
     g = run_passes(g_canon, pipe[1:])
     sched = tiler.schedule(g, r, c, opts.pack_input)
-    hw = romgen.hw_params(g, sched, opts.encode)
+    hw = budget.accumulators(g, romgen.hw_params(g, sched, opts.encode), opts.acc_bits)
+    budget.check(sched, hw, opts.max_memory, opts.max_bram)  # too big: write nothing
     x = golden_samples(g, opts)
     x_q = golden.quantize_input(g, x)
     y_q = golden.run_int_samples(g, x_q)
