@@ -213,7 +213,7 @@ def load_npz(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
         raise DataError(f"cannot read {path}: {e}") from e
     if arrays is not None:
         for k, a in arrays.items():
-            if not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
+            if not (np.issubdtype(a.dtype, np.number) or a.dtype == bool) or np.iscomplexobj(a):
                 raise DataError(f"{path}: array {k} has dtype {a.dtype}; expected numbers")
         return arrays
     raise DataError(f"{path} has arrays [{found}]; expected {' and '.join(keys)} "
@@ -255,14 +255,24 @@ def golden_samples(g: ir.Graph, opts: Options) -> np.ndarray:
     return rng.uniform(*opts.input_range, size=(opts.samples, *shape)).astype(np.float32)
 
 
-def check_eval(opts: Options) -> None:
-    """Evaluation data needs one label per sample."""
+def check_eval(opts: Options, classes: int | None = None) -> None:
+    """Evaluation data needs one label per sample, each a class index below ``classes`` (the
+    model's outputs per sample)."""
     if opts.eval_x is None or opts.eval_y is None:
         return
-    n_x, n_y = len(np.atleast_1d(opts.eval_x)), np.asarray(opts.eval_y).size
+    y = np.asarray(opts.eval_y).astype(np.float64)
+    n_x, n_y = len(np.atleast_1d(opts.eval_x)), y.size
     if n_x != n_y:
         raise DataError(f"evaluation data has {n_x} samples but {n_y} labels: y_test must "
                         "hold one class index per sample")
+    bad = ~np.isfinite(y) | (y != np.round(y)) | (y < 0)
+    if classes is not None:
+        bad |= y >= classes
+    if bad.any():
+        first = f"{y.reshape(-1)[np.flatnonzero(bad.reshape(-1))[0]]:g}"
+        limit = f" 0..{classes - 1} (the model has {classes} outputs)" if classes else ""
+        raise DataError(f"evaluation label {first} is not a class index{limit}: y_test must "
+                        "hold one whole-number class index per sample")
 
 
 def evaluate(g_float: ir.Graph, g_canon: ir.Graph, g: ir.Graph, pipe: list[Pass],
@@ -297,7 +307,7 @@ def compile_model(model: Path, out: Path, opts: Options, force: bool = False) ->
     x = golden_samples(g, opts)
     x_q = golden.quantize_input(g, x)
     y_q = golden.run_int_samples(g, x_q)
-    check_eval(opts)
+    check_eval(opts, g.tensor(g.outputs[0]).size)
     accuracy = evaluate(g_float, g_canon, g, pipe, opts)  # bad data: write nothing
     prepare_output(out, force)
     files = codegen.write(g, sched, hw, out, model.name, opts.clock_mhz)

@@ -232,6 +232,25 @@ def test_check_eval():
         pipeline.check_eval(pipeline.Options(eval_x=np.zeros((3, 4)), eval_y=np.zeros((3, 2))))
 
 
+@pytest.mark.parametrize(("labels", "shown"), [([0, 1, 99], "99"), ([0, 0.5, 1], "0.5"),
+                                                ([0, -1, 2], "-1"), ([0, np.nan, 1], "nan")])
+def test_check_eval_wants_class_indices(labels, shown):
+    opts = pipeline.Options(eval_x=np.zeros((3, 4)), eval_y=np.array(labels))
+    with pytest.raises(DataError, match=f"evaluation label {shown} is not a class index "
+                                        r"0\.\.3 \(the model has 4 outputs\)"):
+        pipeline.check_eval(opts, 4)
+    pipeline.check_eval(pipeline.Options(eval_x=np.zeros((3, 4)), eval_y=np.array([0, 3, 2.0])), 4)
+    pipeline.check_eval(pipeline.Options(eval_x=np.zeros((2, 4)), eval_y=np.array([True, False])),
+                        4)
+
+
+def test_complex_data_is_refused(tmp_path):
+    path = tmp_path / "c.npz"
+    np.savez(path, x_calib=np.zeros((2, 3), np.complex64))
+    with pytest.raises(DataError, match="expected numbers"):
+        pipeline.load_npz(path, ("x_calib",))
+
+
 def test_prepare_output(tmp_path):
     out = tmp_path / "a" / "b"
     pipeline.prepare_output(out, force=False)
