@@ -147,6 +147,9 @@ class Schedule:
     extra_tables: list[tuple[int, LayerGeometry]] = field(default_factory=list)
     xlat: int = 0  # extra column latency: 1 when some layer has a table activation
     pack_input: bool = True  # the option: pack a first convolution's taps into rows
+    # results derived from this schedule by later stages, computed once per compile (romgen's
+    # weight stream, keyed by its HwParams); not part of the schedule's value
+    memo: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def packed(self) -> LayerGeometry | None:
