@@ -127,10 +127,10 @@ def plan(option: str, blocks: Sequence[tuple[int, np.ndarray, np.ndarray]], zero
         raw = sum(rows.size * w for _, rows in groups)
         stored = sum(bits[f][i] for i, f in enumerate(formats))
         if stored > (1 - AUTO_MIN_SAVING) * raw:  # the decoder would not pay: the plain ROM
-            return build(["raw"] * len(zeros), blocks, zeros, w)
+            return _build(["raw"] * len(zeros), groups, zeros, w, [w] * len(zeros))
     else:
         formats = [option] * len(zeros)
-    return build(formats, blocks, zeros, w, wl)
+    return _build(formats, groups, zeros, w, wl)
 
 
 def padded_rows(blocks: Sequence[tuple[int, np.ndarray, np.ndarray]], zeros: Sequence[int]
@@ -217,8 +217,11 @@ def build(formats: Sequence[str], blocks: Sequence[tuple[int, np.ndarray, np.nda
           zeros: Sequence[int], w: int, widths: Sequence[int] | None = None) -> Plan:
     """The stream of the rows in ``blocks`` with layer l's rows in ``formats[l]`` and its
     elements ``widths[l]`` bits wide (default ``w``, the array's element width)."""
-    wl = layer_widths(w, widths, len(zeros))
-    groups = layer_rows(blocks, zeros)
+    return _build(formats, layer_rows(blocks, zeros), zeros, w, layer_widths(w, widths, len(zeros)))
+
+
+def _build(formats: Sequence[str], groups: list[tuple[int, np.ndarray]], zeros: Sequence[int],
+           w: int, wl: list[int]) -> Plan:
     raw = [0] * len(zeros)
     bits = [0] * len(zeros)
     row_sizes = []

@@ -261,16 +261,27 @@ def pack(fields: list[tuple[int, int]]) -> int:
 
 def hex_lines(words: list[int], width: int) -> str:
     digits = max(1, -(-width // 4))
+    if digits <= 16 and words and 0 <= min(words) and max(words) < 1 << (4 * digits):
+        # 64-bit words: numpy writes the digits (a big ROM has millions of lines)
+        text = np.frombuffer(np.asarray(words, dtype=">u8").tobytes().hex().encode(), "S1")
+        lines = np.full((len(words), digits + 1), b"\n", dtype="S1")
+        lines[:, :digits] = text.reshape(-1, 16)[:, 16 - digits:]
+        return lines.tobytes().decode()
     return "".join(f"{w:0{digits}x}\n" for w in words)
 
 
 def schedule_words(s: Schedule, p: HwParams) -> list[int]:
+    if not s.tiles:
+        return []
     widths = (p.WAW, p.MCW, p.RCW, p.CCW, 1, 1, 1, p.XAW, p.BW, p.AAW, p.AAW, p.BW, p.PAW,
-              p.CSW, p.SDW, p.SDW, p.CCW, p.CCW)  # derived once: they are properties
-    return [pack(list(zip((t.w_addr, t.m, t.k_rows, t.n_cols, t.clear, t.last, t.barrier,
-                           t.rd_base, t.rd_rot, t.wr_base, t.wr_stride, t.wr_rot, t.p_addr,
-                           t.table, t.off_h, t.off_w, t.mlo, t.mhi), widths, strict=True)))
-            for t in s.tiles]
+              p.CSW, p.SDW, p.SDW, p.CCW, p.CCW)
+    fields = np.array([(t.w_addr, t.m, t.k_rows, t.n_cols, t.clear, t.last, t.barrier,
+                        t.rd_base, t.rd_rot, t.wr_base, t.wr_stride, t.wr_rot, t.p_addr,
+                        t.table, t.off_h, t.off_w, t.mlo, t.mhi) for t in s.tiles], np.int64)
+    # each tile's fields LSB first, as pack() would concatenate them, for all tiles at once
+    bits = np.concatenate([encode.element_bits(fields[:, i], n) for i, n in enumerate(widths)],
+                          axis=1)
+    return encode.pack_bits(bits.reshape(-1), sum(widths))
 
 
 def layer_words(s: Schedule, p: HwParams) -> list[int]:
@@ -301,6 +312,14 @@ def weight_blocks(g: ir.Graph, s: Schedule, p: HwParams
     its rows meet zero activations and its columns are never written, so any weight there is
     harmless.
     """
+    key = ("blocks", p.SHARE)  # the same for every p of this schedule with this SHARE
+    if key not in s.memo:
+        s.memo[key] = _weight_blocks(g, s, p)
+    return s.memo[key]
+
+
+def _weight_blocks(g: ir.Graph, s: Schedule, p: HwParams
+                   ) -> list[tuple[int, np.ndarray, np.ndarray]]:
     layers = dense_layers(g)
     geo = [lowering.geometry(g, node) for node in layers]
     out = []
