@@ -37,6 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import groupby
 
 import numpy as np
 
@@ -116,20 +117,20 @@ def plan(option: str, blocks: Sequence[tuple[int, np.ndarray, np.ndarray]], zero
     """
     check(option)
     wl = layer_widths(w, None if option == "raw" else widths, len(zeros))
-    rows = padded_rows(blocks, zeros)
+    groups = layer_rows(blocks, zeros)
     bits = {f: [0] * len(zeros) for f in FORMATS}
-    for layer, row in rows:
+    for layer, rows in groups:
         for f in FORMATS:
-            bits[f][layer] += row_bits(row, f, zeros[layer], wl[layer])
+            bits[f][layer] += int(rows_bits(rows, f, zeros[layer], wl[layer]).sum())
     if option == "auto":  # min() keeps the first of equals: raw, then bitmap
         formats = [min(FORMATS, key=lambda f, i=i: bits[f][i]) for i in range(len(zeros))]
-        raw = sum(row_bits(row, "raw", zeros[layer], w) for layer, row in rows)
+        raw = sum(rows.size * w for _, rows in groups)
         stored = sum(bits[f][i] for i, f in enumerate(formats))
         if stored > (1 - AUTO_MIN_SAVING) * raw:  # the decoder would not pay: the plain ROM
-            return build(["raw"] * len(zeros), blocks, zeros, w)
+            return _build(["raw"] * len(zeros), groups, zeros, w, [w] * len(zeros))
     else:
         formats = [option] * len(zeros)
-    return build(formats, blocks, zeros, w, wl)
+    return _build(formats, groups, zeros, w, wl)
 
 
 def padded_rows(blocks: Sequence[tuple[int, np.ndarray, np.ndarray]], zeros: Sequence[int]
@@ -138,24 +139,103 @@ def padded_rows(blocks: Sequence[tuple[int, np.ndarray, np.ndarray]], zeros: Seq
             for row in with_zero_padding(block, live, zeros[layer])]
 
 
+def layer_rows(blocks: Sequence[tuple[int, np.ndarray, np.ndarray]], zeros: Sequence[int]
+               ) -> list[tuple[int, np.ndarray]]:
+    """``padded_rows`` a run of consecutive blocks of one layer at a time: (layer, rows [n, C]),
+    in schedule order."""
+    out = []
+    for layer, run in groupby(blocks, key=lambda b: b[0]):
+        run = list(run)
+        block = np.stack([b for _, b, _ in run])
+        live = np.stack([x for _, _, x in run])
+        rows = with_zero_padding(block, live, zeros[layer])
+        out.append((layer, rows.reshape(-1, block.shape[-1])))
+    return out
+
+
+def rows_bits(rows: np.ndarray, fmt: str, zero: int, w: int) -> np.ndarray:
+    """``row_bits`` of every row of ``rows`` [n, C]."""
+    n, c = rows.shape
+    if fmt == "raw":
+        return np.full(n, c * w, dtype=np.int64)
+    nnz = (rows != zero).sum(axis=1, dtype=np.int64)
+    if fmt == "bitmap-z":
+        return np.where(nnz > 0, 1 + c + nnz * w, 1)
+    return c + nnz * w
+
+
+def element_bits(values: np.ndarray, w: int) -> np.ndarray:
+    """The w-bit two's complement fields of ``values``, LSB first: shape values.shape + (w,),
+    0/1 as uint8."""
+    size = next(n for n in (1, 2, 4, 8) if w <= 8 * n)
+    fields = (np.asarray(values, dtype=np.int64) & ((1 << w) - 1)).astype(f"<u{size}")
+    return np.unpackbits(fields[..., None].view(np.uint8), axis=-1, bitorder="little")[..., :w]
+
+
+def rows_stream(rows: np.ndarray, fmt: str, zero: int, w: int) -> np.ndarray:
+    """The stream bits (0/1 uint8, LSB first) of ``rows`` [n, C] in ``fmt``: the ``row_chunks``
+    of each row, concatenated."""
+    n, c = rows.shape
+    elements = element_bits(rows, w).reshape(n, c * w)
+    if fmt == "raw":
+        return elements.reshape(-1)
+    nz = rows != zero
+    parts = [nz.astype(np.uint8), elements]
+    keep = [np.ones((n, c), bool), np.repeat(nz, w, axis=1)]
+    if fmt == "bitmap-z":  # an empty row is its clear flag alone
+        flag = nz.any(axis=1, keepdims=True)
+        parts = [flag.astype(np.uint8), *parts]
+        keep = [np.ones((n, 1), bool), np.repeat(flag, c, axis=1), keep[1]]
+    return np.concatenate(parts, axis=1)[np.concatenate(keep, axis=1)]
+
+
+def pack_bits(bits: np.ndarray, width: int) -> list[int]:
+    """``pack_stream`` of a stream given as bits (0/1, LSB first): cut into words of ``width``
+    bits, the last zero padded (one zero word for an empty stream)."""
+    n = max(1, -(-bits.size // width))
+    padded = np.zeros(n * width, dtype=np.uint8)
+    padded[:bits.size] = bits
+    packed = np.packbits(padded.reshape(n, width), axis=1, bitorder="little")
+    if packed.shape[1] <= 8:  # words fit 64 bits: let numpy make the integers
+        wide = np.zeros((n, 8), dtype=np.uint8)
+        wide[:, :packed.shape[1]] = packed
+        return wide.view("<u8").reshape(-1).tolist()
+    data, k = packed.tobytes(), packed.shape[1]
+    return [int.from_bytes(data[i:i + k], "little") for i in range(0, n * k, k)]
+
+
+def raw_words(blocks: Sequence[tuple[int, np.ndarray, np.ndarray]], w: int) -> list[int]:
+    """The plain ROM: one word per row of every block as stored (padding included), column j
+    at bits [j*w +: w]."""
+    if not blocks:
+        return [0]
+    rows = np.concatenate([b for _, b, _ in blocks])
+    return pack_bits(element_bits(rows, w).reshape(-1), rows.shape[1] * w)
+
+
 def build(formats: Sequence[str], blocks: Sequence[tuple[int, np.ndarray, np.ndarray]],
           zeros: Sequence[int], w: int, widths: Sequence[int] | None = None) -> Plan:
     """The stream of the rows in ``blocks`` with layer l's rows in ``formats[l]`` and its
     elements ``widths[l]`` bits wide (default ``w``, the array's element width)."""
-    wl = layer_widths(w, widths, len(zeros))
-    rows = padded_rows(blocks, zeros)
+    return _build(formats, layer_rows(blocks, zeros), zeros, w, layer_widths(w, widths, len(zeros)))
+
+
+def _build(formats: Sequence[str], groups: list[tuple[int, np.ndarray]], zeros: Sequence[int],
+           w: int, wl: list[int]) -> Plan:
     raw = [0] * len(zeros)
     bits = [0] * len(zeros)
-    chunks = []
-    for layer, row in rows:
-        raw[layer] += row_bits(row, "raw", zeros[layer], w)
-        bits[layer] += row_bits(row, formats[layer], zeros[layer], wl[layer])
-        chunks.append(row_chunks(row, formats[layer], zeros[layer], wl[layer]))
+    row_sizes = []
+    for layer, rows in groups:
+        raw[layer] += rows.size * w
+        row_sizes.append(rows_bits(rows, formats[layer], zeros[layer], wl[layer]))
+        bits[layer] += int(row_sizes[-1].sum())
     if set(formats) == {"raw"} and set(wl) <= {w}:
         return Plan(tuple(formats), tuple(zeros), tuple(raw), tuple(raw), 0, (), tuple(wl))
-    width = max(sum(n for _, n in ch) for ch in chunks)
+    width = max(int(n.max()) for n in row_sizes)
+    stream = np.concatenate([rows_stream(rows, formats[layer], zeros[layer], wl[layer])
+                             for layer, rows in groups])
     return Plan(tuple(formats), tuple(zeros), tuple(bits), tuple(raw), width,
-                tuple(pack_stream([x for ch in chunks for x in ch], width)), tuple(wl))
+                tuple(pack_bits(stream, width)), tuple(wl))
 
 
 def pack_stream(chunks: list[tuple[int, int]], width: int) -> list[int]:

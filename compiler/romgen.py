@@ -178,18 +178,19 @@ def hw_params(g: ir.Graph, s: Schedule, encoding: str = "raw") -> HwParams:
         raise UnsupportedError("a layer's window addressing does not fit the read-address "
                                "width; the feature map is too large for this array size")
     ep = encoding_plan(g, s, p, encoding)
-    if not ep.encoded:
-        return p
-    w = p.SHARE or p.WW
-    # the decoder's per-layer parameters are indexed by the schedule's layer field: the
-    # layer-table entry (a Concat source of another width has its own), each its layer's
-    fmts = [ep.formats[s.table_layer(e)] for e in range(p.NL)]
-    return replace(p, EW=ep.width, EDEPTH=len(ep.words),
-                   BITMAP=sum(1 << e for e, f in enumerate(fmts) if f != "raw"),
-                   EMPTY=sum(1 << e for e, f in enumerate(fmts) if f == "bitmap-z"),
-                   ZERO=pack([(ep.zeros[s.table_layer(e)], w) for e in range(p.NL)]),
-                   WL=pack([(ep.widths[s.table_layer(e)], 8) for e in range(p.NL)])
-                   if set(ep.widths) != {w} else 0)
+    if ep.encoded:
+        w = p.SHARE or p.WW
+        # the decoder's per-layer parameters are indexed by the schedule's layer field: the
+        # layer-table entry (a Concat source of another width has its own), each its layer's
+        fmts = [ep.formats[s.table_layer(e)] for e in range(p.NL)]
+        p = replace(p, EW=ep.width, EDEPTH=len(ep.words),
+                    BITMAP=sum(1 << e for e, f in enumerate(fmts) if f != "raw"),
+                    EMPTY=sum(1 << e for e, f in enumerate(fmts) if f == "bitmap-z"),
+                    ZERO=pack([(ep.zeros[s.table_layer(e)], w) for e in range(p.NL)]),
+                    WL=pack([(ep.widths[s.table_layer(e)], 8) for e in range(p.NL)])
+                    if set(ep.widths) != {w} else 0)
+    s.memo[("stream", p)] = ep  # p's formats and widths are ep's: stream_plan need not rebuild it
+    return p
 
 
 def _layer_entries(s: Schedule, p: HwParams) -> list[int]:
@@ -199,7 +200,15 @@ def _layer_entries(s: Schedule, p: HwParams) -> list[int]:
 
 
 def stream_plan(g: ir.Graph, s: Schedule, p: HwParams) -> encode.Plan:
-    """The weight stream with the per-layer formats and widths ``p`` was built with."""
+    """The weight stream with the per-layer formats and widths ``p`` was built with; built
+    once per (schedule, p): ``s`` is the schedule of ``g``, and hw_params leaves its plan."""
+    key = ("stream", p)
+    if key not in s.memo:
+        s.memo[key] = _build_stream(g, s, p)
+    return s.memo[key]
+
+
+def _build_stream(g: ir.Graph, s: Schedule, p: HwParams) -> encode.Plan:
     formats = [("bitmap-z" if p.EMPTY >> e & 1 else "bitmap") if p.BITMAP >> e & 1 else "raw"
                for e in _layer_entries(s, p)]
     return encode.build(formats, weight_blocks(g, s, p), zero_elements(g, p), p.SHARE or p.WW,
@@ -252,16 +261,27 @@ def pack(fields: list[tuple[int, int]]) -> int:
 
 def hex_lines(words: list[int], width: int) -> str:
     digits = max(1, -(-width // 4))
+    if digits <= 16 and words and 0 <= min(words) and max(words) < 1 << (4 * digits):
+        # 64-bit words: numpy writes the digits (a big ROM has millions of lines)
+        text = np.frombuffer(np.asarray(words, dtype=">u8").tobytes().hex().encode(), "S1")
+        lines = np.full((len(words), digits + 1), b"\n", dtype="S1")
+        lines[:, :digits] = text.reshape(-1, 16)[:, 16 - digits:]
+        return lines.tobytes().decode()
     return "".join(f"{w:0{digits}x}\n" for w in words)
 
 
 def schedule_words(s: Schedule, p: HwParams) -> list[int]:
-    return [pack([(t.w_addr, p.WAW), (t.m, p.MCW), (t.k_rows, p.RCW), (t.n_cols, p.CCW),
-                  (t.clear, 1), (t.last, 1), (t.barrier, 1),
-                  (t.rd_base, p.XAW), (t.rd_rot, p.BW),
-                  (t.wr_base, p.AAW), (t.wr_stride, p.AAW), (t.wr_rot, p.BW),
-                  (t.p_addr, p.PAW), (t.table, p.CSW), (t.off_h, p.SDW), (t.off_w, p.SDW),
-                  (t.mlo, p.CCW), (t.mhi, p.CCW)]) for t in s.tiles]
+    if not s.tiles:
+        return []
+    widths = (p.WAW, p.MCW, p.RCW, p.CCW, 1, 1, 1, p.XAW, p.BW, p.AAW, p.AAW, p.BW, p.PAW,
+              p.CSW, p.SDW, p.SDW, p.CCW, p.CCW)
+    fields = np.array([(t.w_addr, t.m, t.k_rows, t.n_cols, t.clear, t.last, t.barrier,
+                        t.rd_base, t.rd_rot, t.wr_base, t.wr_stride, t.wr_rot, t.p_addr,
+                        t.table, t.off_h, t.off_w, t.mlo, t.mhi) for t in s.tiles], np.int64)
+    # each tile's fields LSB first, as pack() would concatenate them, for all tiles at once
+    bits = np.concatenate([encode.element_bits(fields[:, i], n) for i, n in enumerate(widths)],
+                          axis=1)
+    return encode.pack_bits(bits.reshape(-1), sum(widths))
 
 
 def layer_words(s: Schedule, p: HwParams) -> list[int]:
@@ -292,6 +312,14 @@ def weight_blocks(g: ir.Graph, s: Schedule, p: HwParams
     its rows meet zero activations and its columns are never written, so any weight there is
     harmless.
     """
+    key = ("blocks", p.SHARE)  # the same for every p of this schedule with this SHARE
+    if key not in s.memo:
+        s.memo[key] = _weight_blocks(g, s, p)
+    return s.memo[key]
+
+
+def _weight_blocks(g: ir.Graph, s: Schedule, p: HwParams
+                   ) -> list[tuple[int, np.ndarray, np.ndarray]]:
     layers = dense_layers(g)
     geo = [lowering.geometry(g, node) for node in layers]
     out = []
@@ -315,10 +343,7 @@ def weight_words(g: ir.Graph, s: Schedule, p: HwParams) -> list[int]:
     sparsity encoding (p.EW), the encoded stream's words."""
     if p.EW:
         return list(stream_plan(g, s, p).words)
-    width = p.SHARE or p.WW
-    words = [pack([(v, width) for v in row])
-             for _, block, _ in weight_blocks(g, s, p) for row in block]
-    return words or [0]
+    return encode.raw_words(weight_blocks(g, s, p), p.SHARE or p.WW)
 
 
 def codebook_indices(codebook: np.ndarray, w: np.ndarray, name: str) -> np.ndarray:

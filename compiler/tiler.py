@@ -147,6 +147,9 @@ class Schedule:
     extra_tables: list[tuple[int, LayerGeometry]] = field(default_factory=list)
     xlat: int = 0  # extra column latency: 1 when some layer has a table activation
     pack_input: bool = True  # the option: pack a first convolution's taps into rows
+    # results later stages derive from this schedule (of one graph), computed once per compile:
+    # romgen's weight blocks and weight stream; not part of the schedule's value
+    memo: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def packed(self) -> LayerGeometry | None:
@@ -317,15 +320,13 @@ def schedule(g: ir.Graph, r: int, c: int, pack_input: bool = True) -> Schedule:
                   for kw in range(kw_n) for cb in range(-(-cins[src] // r))]
         out_base = base[node.outputs[0]]
         first = len(tiles)
+        nonzero = _nonzero_tiles(geo.weight, cins, r, c)
         for nt in range(nts):
             n0, n_cols = nt * c, min(c, geo.cout - nt * c)
 
             # all-zero weight tiles are skipped: no ROM words, no cycles. A column group with
             # no non-zero tile still needs one pass for its bias, so it keeps its first tile.
-            live = [kt for kt, (src, kh, kw, cb) in enumerate(ktiles)
-                    if geo.weight[kh, kw, krow[src] + cb * r:
-                                  krow[src] + min((cb + 1) * r, cins[src]), n0:n0 + c].any()]
-            live = live or [0]
+            live = np.flatnonzero(nonzero[:, nt]).tolist() or [0]
             for i, kt in enumerate(live):
                 src, kh, kw, cb = ktiles[kt]
                 k_rows = min(r, cins[src] - cb * r)
@@ -358,6 +359,21 @@ def schedule(g: ir.Graph, r: int, c: int, pack_input: bool = True) -> Schedule:
     sched.pack_input = pack_input
     sched.decide, sched.load, sched.total_cycles = cycle_model(tiles, r, c, sched.xlat)
     return sched
+
+
+def _nonzero_tiles(weight: np.ndarray, cins: list[int], r: int, c: int) -> np.ndarray:
+    """[K-tile, column group]: whether the weight tile has a non-zero weight, K-tiles in
+    schedule()'s order (source, kernel row, kernel column, block of r input channels)."""
+    kh_n, kw_n, _, cout = weight.shape
+    nts = -(-cout // c)
+    out, k0 = [], 0
+    for cin in cins:
+        nb = -(-cin // r)
+        nz = np.zeros((kh_n, kw_n, nb * r, nts * c), dtype=bool)
+        nz[:, :, :cin, :cout] = weight[:, :, k0:k0 + cin] != 0
+        out.append(nz.reshape(kh_n, kw_n, nb, r, nts, c).any(axis=(3, 5)).reshape(-1, nts))
+        k0 += cin
+    return np.concatenate(out)
 
 
 def tile_rows(geo: lowering.Geom, kh: int, kw: int, k0: int, k_rows: int, packed: str

@@ -289,3 +289,51 @@ def test_pack_stream_concatenates_lsb_first_and_cuts_words():
         count = max(1, -(-sum(n for _, n in chunks) // width))
         assert encode.pack_stream(chunks, width) == [
             (whole >> (i * width)) & ((1 << width) - 1) for i in range(count)]
+
+
+@pytest.mark.parametrize("fmt", encode.FORMATS)
+@pytest.mark.parametrize(("c", "w", "zero"), [(4, 4, 0), (8, 8, 0), (5, 3, 2), (16, 16, -1),
+                                              (3, 1, 0), (7, 12, 5)])
+def test_vectorised_rows_match_the_per_row_definitions(fmt, c, w, zero):
+    """rows_bits, rows_stream + pack_bits (what plan/build use) against row_bits and
+    row_chunks + pack_stream row by row, on random rows: dense, sparse and all-zero ones."""
+    rng = np.random.default_rng(c * 100 + w)
+    lo, hi = -(1 << (w - 1)), 1 << (w - 1)
+    rows = rng.integers(lo, hi, (60, c))
+    rows[rng.random((60, c)) < 0.6] = zero
+    rows[::7] = zero
+    rows[::11] = rng.integers(lo, hi, c)
+    assert encode.rows_bits(rows, fmt, zero, w).tolist() == [
+        encode.row_bits(row, fmt, zero, w) for row in rows]
+    chunks = [x for row in rows for x in encode.row_chunks(row, fmt, zero, w)]
+    stream = encode.rows_stream(rows, fmt, zero, w)
+    assert stream.size == sum(n for _, n in chunks)
+    for width in (1, 7, c * w, 64, 65, 1 + c + c * w):
+        assert encode.pack_bits(stream, width) == encode.pack_stream(chunks, width)
+
+
+def test_pack_bits_of_an_empty_stream_is_one_zero_word():
+    assert encode.pack_bits(np.zeros(0, np.uint8), 9) == encode.pack_stream([], 9) == [0]
+
+
+def test_raw_words_pack_each_row_as_stored():
+    rng = np.random.default_rng(2)
+    blocks = [(i % 2, rng.integers(-8, 8, (3, 5)), rng.random((3, 5)) < 0.5) for i in range(4)]
+    assert encode.raw_words(blocks, 4) == [
+        encode.pack_stream([(int(v), 4) for v in row], 20)[0]
+        for _, block, _ in blocks for row in block]
+    assert encode.raw_words([], 4) == [0]
+
+
+@pytest.mark.parametrize("fmt", ["auto", "bitmap-z", "raw"])
+def test_hw_params_leaves_the_stream_it_chose(tmp_path, fmt):
+    """stream_plan reads the plan hw_params built (one build per compile); it is the stream
+    that p's formats and widths give when built afresh."""
+    model = save(mlp([13, 11, 7], seed=15), tmp_path / "m.onnx")
+    opts = pipeline.Options(pe=(3, 5), prune="unstructured:0.7", encode=fmt)
+    g = pipeline.run_passes(frontend.load(model), pipeline.passes(opts))
+    s = tiler.schedule(g, 3, 5)
+    p = romgen.hw_params(g, s, fmt)
+    assert romgen.stream_plan(g, s, p) is s.memo[("stream", p)]
+    assert romgen.stream_plan(g, s, p) == romgen._build_stream(g, s, p)
+    assert romgen.stream_plan(g, s, p).encoded == (fmt != "raw")

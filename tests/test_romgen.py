@@ -3,6 +3,7 @@ layouts hw/sequencer.v and hw/column.v state (written out here, not taken from r
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from models import mlp, save
 
@@ -64,6 +65,16 @@ def test_hex_lines_width_and_digits():
     assert romgen.hex_lines([1, 0], 1) == "1\n0\n"
     assert romgen.hex_lines([0], 0) == "0\n"
     assert romgen.hex_lines([], 8) == ""
+
+
+def test_hex_lines_numpy_path_matches_the_format_path():
+    """Words of up to 64 bits are written by numpy; the same text as formatting each."""
+    rng = np.random.default_rng(4)
+    for width in (1, 3, 4, 8, 13, 31, 63, 64, 65, 100):
+        words = [int(x) for x in rng.integers(0, 1 << min(width, 62), 50)]
+        words += [(1 << width) - 1, 0]
+        digits = max(1, -(-width // 4))
+        assert romgen.hex_lines(words, width) == "".join(f"{w:0{digits}x}\n" for w in words)
 
 
 def test_unpack_inverts_pack():

@@ -270,3 +270,17 @@ def test_matmul_256_at_16x16_matches_the_rtl_measurement(tmp_path):
     assert len(s.tiles) == 256
     assert s.total_cycles == 65579 == 255 * 256 + 256 + tiler.drain(16, 16)
     assert s.layer_cycles() == [65579]
+
+
+@pytest.mark.parametrize(("cins", "r", "c"), [([5], 2, 3), ([7, 3], 4, 4), ([8, 1, 6], 3, 5)])
+def test_nonzero_tiles_match_the_tile_by_tile_check(cins, r, c):
+    """_nonzero_tiles against slicing each (K-tile, column group) block and testing it."""
+    rng = np.random.default_rng(sum(cins) + r)
+    weight = rng.integers(-2, 3, (2, 3, sum(cins), 11)) * (rng.random((2, 3, sum(cins), 11)) < 0.1)
+    krow = [sum(cins[:i]) for i in range(len(cins))]
+    ktiles = [(src, kh, kw, cb) for src in range(len(cins)) for kh in range(2) for kw in range(3)
+              for cb in range(-(-cins[src] // r))]
+    want = [[weight[kh, kw, krow[src] + cb * r:krow[src] + min((cb + 1) * r, cins[src]),
+                    n0:n0 + c].any() for n0 in range(0, 11, c)] for src, kh, kw, cb in ktiles]
+    got = tiler._nonzero_tiles(weight, cins, r, c)
+    assert got.tolist() == want and 0 < got.sum() < got.size
