@@ -30,9 +30,17 @@ from cocotb.utils import get_sim_time
 PERIOD_NS = 10
 
 
-def stream(a: np.ndarray, order: str) -> list[int]:
-    """A sample's tensor in stream order: "NHWC" (channels fastest) or "row-major"."""
+def stream(a: np.ndarray, order: str | dict) -> list[int]:
+    """A sample's tensor in stream order. ``order`` is a manifest input/output entry: the
+    sample (golden/, in the model's shape) reshaped to its ``stream_shape`` and transposed by
+    its ``stream_perm``; or, for a design compiled before those fields (its golden/ in the
+    IR's shapes), its ``stream_order``: "NHWC" (channels fastest) or "row-major"."""
     a = np.asarray(a)
+    if isinstance(order, dict) and "stream_perm" in order:
+        return [int(v) for v in
+                a.reshape(order["stream_shape"]).transpose(order["stream_perm"]).reshape(-1)]
+    if isinstance(order, dict):
+        order = order.get("stream_order", "NHWC")
     if a.ndim == 4 and order == "NHWC":
         a = a.transpose(0, 2, 3, 1)
     return [int(v) for v in a.reshape(-1)]
@@ -137,8 +145,8 @@ class TB:
 
     async def infer(self, s: int) -> dict:
         d = self.dut
-        x = stream(self.x_q[s], self.inp.get("stream_order", "NHWC"))
-        expected = stream(self.y_q[s], self.out.get("stream_order", "NHWC"))
+        x = stream(self.x_q[s], self.inp)
+        expected = stream(self.y_q[s], self.out)
         t0 = get_sim_time(unit="ns")
         self.decided = {}
         d.start.value = 1
