@@ -259,10 +259,10 @@ def _absorb_input(g: ir.Graph, x: str, readers: list[ir.Node]) -> None:
         g.remove_node(r.name)
         g.tensors.pop(r.outputs[0], None)
     g.notes.append(f"input {x!r}: the model's Transpose {readers[0].name!r} (perm {list(perm)}) "
-                   f"was absorbed: edgehls's input is the NCHW tensor {list(after)} (data "
-                   f"arrays, golden/inputs.npy, hold it; golden.model_samples converts data "
-                   f"of the ONNX input {list(shape)}); the hardware streams it NHWC, which is "
-                   "the ONNX input's own order: stream the same bytes")
+                   f"was absorbed: edgehls's input is the NCHW tensor {list(after)} "
+                   f"(golden/inputs.npy holds the ONNX input {list(shape)}, and "
+                   "golden.model_samples converts data in its layout); the hardware streams "
+                   "it NHWC, which is the ONNX input's own order: stream the same bytes")
 
 
 def _new_const(g: ir.Graph, name: str, value: np.ndarray) -> str:
