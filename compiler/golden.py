@@ -442,6 +442,12 @@ def quantize_input(g: ir.Graph, x: np.ndarray) -> np.ndarray:
     return numerics.quantize_scaled(x, q.scale, q.lo, q.hi)
 
 
+def to_model(g: ir.Graph, tensor: str, samples: np.ndarray) -> np.ndarray:
+    """[S, *shape] of graph input/output ``tensor`` -> [S, *model_shape]: the ONNX model's own
+    shape and layout (``ir.Graph.model_io``), as golden/ holds it."""
+    return np.ascontiguousarray(g.model_tensor(tensor).from_ir(samples))
+
+
 def dequantize_output(g: ir.Graph, y_q: np.ndarray) -> np.ndarray:
     """Integer output -> float64 at the output's scale."""
     q = g.tensor(g.outputs[0]).q

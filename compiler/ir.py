@@ -97,6 +97,28 @@ class Tensor:
         return int(np.prod(self.shape, dtype=np.int64))
 
 
+@dataclass(frozen=True)
+class ModelTensor:
+    """A graph input or output as the ONNX model declares it, for the IR tensor standing for it
+    (``Graph.model_io``): the model's name and shape, and how the IR tensor's data maps to it:
+    ``model = ir.transpose(perm).reshape(shape)`` per sample (perm () = identity). Canonicalize
+    may give the IR tensor another name (a removed final Flatten/Identity/fused Relu), another
+    shape (a Conv1d's [N, C, 1, L], a Gemm made a Conv's [N, K, 1, 1]) or another layout (an
+    absorbed input Transpose, a dropped output Transpose to NHWC); golden/ and manifest.json
+    use the model's."""
+
+    name: str
+    shape: tuple[int, ...]
+    perm: tuple[int, ...] = ()
+
+    def from_ir(self, samples: np.ndarray) -> np.ndarray:
+        """[S, *ir_shape] -> [S, *shape]."""
+        a = np.asarray(samples)
+        if self.perm:
+            a = a.transpose(0, *(p + 1 for p in self.perm))
+        return a.reshape(a.shape[0], *self.shape)
+
+
 # --------------------------------------------------------------------------------------------
 # Ops: one frozen dataclass per kind. ``kind`` is the name printed by `edgehls inspect`.
 
@@ -437,6 +459,9 @@ class Graph:
     notes: list[str] = field(default_factory=list)  # facts the report must state
     #: a quantized ONNX model's own quantization (edgehls.qimport); None for a float model
     imported: QImport | None = None
+    #: IR input/output tensor name -> the ONNX model's tensor it stands for (set by
+    #: Canonicalize; a tensor missing here is the model's own, as the IR has it)
+    model_io: dict[str, ModelTensor] = field(default_factory=dict)
     _g: nx.DiGraph = field(default_factory=nx.DiGraph, repr=False)
     _seq: int = 0
 
@@ -498,10 +523,16 @@ class Graph:
                 self._g.nodes[c]["node"] = dataclasses.replace(
                     cn, inputs=tuple(src if i == dst else i for i in cn.inputs))
             self.outputs = [src if o == dst else o for o in self.outputs]
+            if dst in self.model_io:  # the model's output keeps its name and shape
+                self.model_io[src] = self.model_io.pop(dst)
             self.tensors.pop(dst, None)
         self._g.remove_node(name)
         for other in list(self._g.nodes):
             self._rewire(self.node(other))
+
+    def model_tensor(self, name: str) -> ModelTensor:
+        """The ONNX model's tensor that graph input/output ``name`` stands for."""
+        return self.model_io.get(name) or ModelTensor(name, tuple(self.tensor(name).shape))
 
     def node(self, name: str) -> Node:
         return self._g.nodes[name]["node"]
@@ -529,7 +560,7 @@ class Graph:
 
     def copy(self) -> Graph:
         g = Graph(self.name, dict(self.tensors), dict(self.consts), list(self.inputs),
-                  list(self.outputs), list(self.notes), self.imported)
+                  list(self.outputs), list(self.notes), self.imported, dict(self.model_io))
         g._g = self._g.copy()
         g._seq = self._seq
         return g

@@ -312,9 +312,14 @@ def compile_model(model: Path, out: Path, opts: Options, force: bool = False) ->
     prepare_output(out, force)
     files = codegen.write(g, sched, hw, out, model.name, opts.clock_mhz)
     (out / "golden").mkdir()
-    for name, arr in (("inputs", x), ("inputs_q", x_q), ("outputs_q", y_q),
-                      ("outputs", golden.dequantize_output(g, y_q)),
-                      ("outputs_float", golden.run_float_samples(g_canon, x))):
+    # in the ONNX model's shapes (not the IR's): what onnxruntime takes and gives
+    x_in, y_out = g.inputs[0], g.outputs[0]
+    for name, arr in (("inputs", golden.to_model(g, x_in, x)),
+                      ("inputs_q", golden.to_model(g, x_in, x_q)),
+                      ("outputs_q", golden.to_model(g, y_out, y_q)),
+                      ("outputs", golden.to_model(g, y_out, golden.dequantize_output(g, y_q))),
+                      ("outputs_float", golden.to_model(
+                          g_canon, g_canon.outputs[0], golden.run_float_samples(g_canon, x)))):
         np.save(out / "golden" / f"{name}.npy", arr)
     rep = report.build(g, sched, hw, out, model.name, opts, accuracy)
     manifest = report.manifest(g, sched, hw, model.name, opts, files, len(x))

@@ -45,14 +45,28 @@ def stream_order(g: ir.Graph, t: ir.Tensor) -> str:
     return "row-major" if dense else "NHWC"
 
 
+def stream_axes(g: ir.Graph, t: ir.Tensor) -> tuple[list[int], list[int]]:
+    """How a sample in the model's shape (golden/, ``Graph.model_io``) streams:
+    ``sample.reshape(stream_shape).transpose(stream_perm).reshape(-1)`` is the beat order (the
+    IR tensor in ``stream_order``: NHWC for a map, else row-major)."""
+    m = g.model_tensor(t.name)
+    to_model = m.perm or tuple(range(len(t.shape)))  # model = ir.transpose(to_model).reshape
+    back = [int(i) for i in np.argsort(to_model)]
+    order = (0, 2, 3, 1) if stream_order(g, t) == "NHWC" else range(len(t.shape))
+    return [int(t.shape[i]) for i in to_model], [back[i] for i in order]
+
+
 def io_entry(g: ir.Graph, t: ir.Tensor, logits: bool = False) -> dict[str, Any]:
     width, signed = t.q.stream(signed_only=t.name in g.inputs)
-    entry = {"name": t.name, "shape": list(t.shape), "dtype": t.q.dtype, "bits": t.q.bits,
+    model = g.model_tensor(t.name)  # the ONNX model's name and shape (golden/ has them too)
+    stream_shape, stream_perm = stream_axes(g, t)
+    entry = {"name": model.name, "shape": list(model.shape), "dtype": t.q.dtype, "bits": t.q.bits,
              "signed": t.q.signed, "frac": t.q.frac, "scale": t.q.scale, "zero_point": 0,
              # an imported tensor's ONNX zero point: the stream carries q_onnx - onnx_zero_point
              "onnx_zero_point": t.q.zero_point, "lo": t.q.lo, "hi": t.q.hi,
              "stream_bits": width, "stream_signed": signed,
-             "tdata_bits": 8 * -(-width // 8), "stream_order": stream_order(g, t)}
+             "tdata_bits": 8 * -(-width // 8), "stream_order": stream_order(g, t),
+             "stream_shape": stream_shape, "stream_perm": stream_perm}
     if logits:
         entry["logits"] = True
     return entry

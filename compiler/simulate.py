@@ -64,6 +64,9 @@ def simulate(design: Path, seed: int = 1, samples: int | None = None, gaps: floa
     if not result_path.is_file():
         raise SimulationError(f"the simulation did not finish; see {sim / 'sim.log'}")
     per_sample = json.loads(result_path.read_text())
+    for r in per_sample:
+        if r.get("timeout"):  # the bench gave up on a hung design and ran no more samples
+            log.error("sample %d: %s; see %s", r["sample"], r["errors"][0], sim / "sim.log")
     predicted = m["schedule"]["predicted_cycles"]
     cycles = per_sample[0]["cycles"] if per_sample else 0
     layers_predicted = m["schedule"].get("layer_cycles")
@@ -80,6 +83,8 @@ def simulate(design: Path, seed: int = 1, samples: int | None = None, gaps: floa
         "layer_cycles": layers, "layer_cycles_predicted": layers_predicted,
         "layer_cycles_match": layers_match,
         "total_cycles": [r["total_cycles"] for r in per_sample],
+        # samples on which the design hung (no output, or no done, within the bench's bound)
+        "timeouts": [r["sample"] for r in per_sample if r.get("timeout")],
         "seed": seed, "simulator": "icarus", "per_sample": per_sample,
     }
     (sim / "result.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")

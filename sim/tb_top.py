@@ -24,15 +24,27 @@ from pathlib import Path
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, Edge, ReadOnly, RisingEdge
+from cocotb.triggers import ClockCycles, Edge, ReadOnly, RisingEdge, SimTimeoutError, with_timeout
 from cocotb.utils import get_sim_time
 
 PERIOD_NS = 10
+# an inference that takes longer than this many times what it should (run cycles, input load,
+# the streams at the bench's gap rate) plus a constant has hung: it fails, the bench stops
+TIMEOUT_FACTOR = 4
+TIMEOUT_SLACK = 1000
 
 
-def stream(a: np.ndarray, order: str) -> list[int]:
-    """A sample's tensor in stream order: "NHWC" (channels fastest) or "row-major"."""
+def stream(a: np.ndarray, order: str | dict) -> list[int]:
+    """A sample's tensor in stream order. ``order`` is a manifest input/output entry: the
+    sample (golden/, in the model's shape) reshaped to its ``stream_shape`` and transposed by
+    its ``stream_perm``; or, for a design compiled before those fields (its golden/ in the
+    IR's shapes), its ``stream_order``: "NHWC" (channels fastest) or "row-major"."""
     a = np.asarray(a)
+    if isinstance(order, dict) and "stream_perm" in order:
+        return [int(v) for v in
+                a.reshape(order["stream_shape"]).transpose(order["stream_perm"]).reshape(-1)]
+    if isinstance(order, dict):
+        order = order.get("stream_order", "NHWC")
     if a.ndim == 4 and order == "NHWC":
         a = a.transpose(0, 2, 3, 1)
     return [int(v) for v in a.reshape(-1)]
@@ -109,9 +121,9 @@ class TB:
                 valid = True
             d.s_axis_tvalid.value = int(valid)
 
-    async def receive(self, n: int) -> tuple[list[int], list[str]]:
+    async def receive(self, n: int, got: list[int]) -> tuple[list[int], list[str]]:
+        """Take n beats into ``got`` (which shows how far a timed-out inference came)."""
         d, bits = self.dut, self.out["tdata_bits"]
-        got: list[int] = []
         errors: list[str] = []
         held: tuple[int, int] | None = None
         if not d.m_axis_tvalid.value:
@@ -135,19 +147,50 @@ class TB:
         d.m_axis_tready.value = 0
         return got, errors
 
-    async def infer(self, s: int) -> dict:
+    def timeout_cycles(self, n_in: int, n_out: int) -> int:
+        """The bound on one inference: a generous multiple of the cycles it should take."""
+        sched = self.m["schedule"]
+        streams = (n_in + n_out) / max(1.0 - self.gap, 0.01)  # beats at the gap rate
+        expected = sched["predicted_cycles"] + sched.get("input_load_cycles", n_in) + streams
+        return int(TIMEOUT_FACTOR * expected) + TIMEOUT_SLACK
+
+    async def run(self, x: list[int], n: int, got: list[int]) -> tuple[list[int], list[str]]:
+        """One inference: start, stream x in, take n outputs into got, wait for done."""
         d = self.dut
-        x = stream(self.x_q[s], self.inp.get("stream_order", "NHWC"))
-        expected = stream(self.y_q[s], self.out.get("stream_order", "NHWC"))
-        t0 = get_sim_time(unit="ns")
-        self.decided = {}
         d.start.value = 1
         await RisingEdge(d.clk)
         d.start.value = 0
         await self.send(x)
-        got, errors = await self.receive(len(expected))
-        while not d.done.value:
+        got, errors = await self.receive(n, got)
+        if not d.done.value:  # sleep until done rises, then to the clock edge that samples it
+            await RisingEdge(d.done)
             await RisingEdge(d.clk)
+        return got, errors
+
+    async def infer(self, s: int) -> dict:
+        d = self.dut
+        x = stream(self.x_q[s], self.inp)
+        expected = stream(self.y_q[s], self.out)
+        t0 = get_sim_time(unit="ns")
+        self.decided = {}
+        limit = self.timeout_cycles(len(x), len(expected))
+        got: list[int] = []
+        try:
+            got, errors = await with_timeout(self.run(x, len(expected), got),
+                                             limit * PERIOD_NS, "ns")
+        except SimTimeoutError:
+            d.s_axis_tvalid.value = 0
+            d.m_axis_tready.value = 0
+            wrong = sum(a != b for a, b in zip(got, expected, strict=False))
+            what = "done" if len(got) == len(expected) else \
+                f"{len(got)} of {len(expected)} outputs"
+            return {"sample": s, "passed": False, "timeout": True,
+                    "mismatches": wrong + len(expected) - len(got), "cycles": None,
+                    "total_cycles": limit, "layer_cycles": None, "got": got,
+                    "expected": expected,
+                    "errors": [f"no output after {limit} cycles: the design hung ({what} "
+                               f"received; the bound is {TIMEOUT_FACTOR} x (predicted run cycles "
+                               f"+ input load + stream beats) + {TIMEOUT_SLACK})"]}
         total = int((get_sim_time(unit="ns") - t0) // PERIOD_NS)
         mismatches = sum(a != b for a, b in zip(got, expected, strict=True))
         run_cycles = d.run_cycles.value.to_unsigned()
@@ -169,8 +212,11 @@ async def golden_samples(dut) -> None:
     results = []
     for s in range(count):
         r = await tb.infer(s)
+        results.append(r)
+        if r.get("timeout"):  # the design hung: the next samples cannot run
+            dut._log.error("sample %d: FAIL, %s", s, r["errors"][0])
+            break
         dut._log.info("sample %d: %s, %d run cycles", s, "PASS" if r["passed"] else "FAIL",
                       r["cycles"])
-        results.append(r)
     Path(os.environ["EDGEHLS_RESULT"]).write_text(json.dumps(results, indent=1))
     assert all(r["passed"] for r in results), "mismatches against the golden model"

@@ -213,3 +213,47 @@ def test_unreadable_manifest_is_an_option_error(design):
 def test_check_design_returns_the_manifest(design):
     m = simulate.check_design(design)
     assert m["top"] == "edgehls_top" and m["pe"] == list(PE)
+
+
+def _hang(design: Path, key: str, golden_file: str, size: int) -> None:
+    """Make the bench stream ``size`` elements of the manifest's input/output ``key`` (as one
+    row): fewer inputs than the design reads, or more outputs than it writes, so it never
+    finishes an inference."""
+    path = design / "golden" / golden_file
+    a = np.load(path).reshape(len(np.load(path)), -1)
+    a = np.pad(a, ((0, 0), (0, max(0, size - a.shape[1]))))[:, :size]
+    np.save(path, a)
+    edit_json(design / "manifest.json", lambda m: m[key][0].update(
+        shape=[size], stream_shape=[size], stream_perm=[0]))
+
+
+@needs_iverilog
+def test_design_that_never_answers_times_out(design, capsys):
+    """The bench waited for m_axis_tvalid without bound: one input short, the design waits for
+    it and `edgehls simulate` hung. Now the sample fails after a bound, the bench runs no more
+    samples, result.json is written and the CLI exits 1 naming the timeout."""
+    _hang(design, "inputs", "inputs_q.npy", 6)  # the MLP reads 7
+    assert cli.main(["simulate", str(design)]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL" in out and "no output after" in out and "0 of 4 outputs received" in out
+    r = json.loads((design / "sim" / "result.json").read_text())
+    assert not r["passed"] and r["samples"] == 1 and r["timeouts"] == [0]
+    s = r["per_sample"][0]
+    assert s["timeout"] and s["mismatches"] == 4 and s["cycles"] is None
+    m = json.loads((design / "manifest.json").read_text())
+    bound = 4 * (m["schedule"]["predicted_cycles"] + m["schedule"]["input_load_cycles"]
+                 + (6 + 4) / 0.7) + 1000
+    assert s["total_cycles"] == int(bound) and f"no output after {int(bound)} cycles" in \
+        s["errors"][0]
+
+
+@needs_iverilog
+def test_missing_outputs_time_out(design):
+    """Golden expecting more outputs than the design writes: the bench takes the 4 it gets,
+    then gives up (the 4 outputs it got are compared; the missing ones count as mismatches)."""
+    _hang(design, "outputs", "outputs_q.npy", 6)
+    r = simulate.simulate(design, samples=2)
+    assert not r["passed"] and r["timeouts"] == [0] and r["samples"] == 1
+    s = r["per_sample"][0]
+    assert "4 of 6 outputs received" in s["errors"][0] and s["mismatches"] == 2
+    assert s["got"] == s["expected"][:4]

@@ -179,15 +179,14 @@ def test_compile_and_simulate(tmp_path: Path, name: str) -> None:
     out = tmp_path / "design"
     compile_and_simulate(path, out, name, pipeline.Options(pe=(4, 4), samples=2))
     manifest = json.loads((out / "manifest.json").read_text())
-    x_q = np.load(out / "golden" / "inputs_q.npy")  # [S, N, C, H, W]: the IR's input
-    assert manifest["inputs"][0]["shape"] == list(x_q.shape[1:])
-    onnx_shape = load(path).tensor("x").shape  # [N, H, W, C]
-    scale = manifest["inputs"][0]["scale"]
-    order = manifest["inputs"][0]["stream_order"]
-    streamed = np.stack([np.reshape(stream(s, order), onnx_shape) for s in x_q]) * scale
-    ref = _ort(path, streamed)
+    x_q = np.load(out / "golden" / "inputs_q.npy")  # [S, N, H, W, C]: the ONNX input's shape
+    onnx_shape = load(path).tensor("x").shape
+    assert x_q.shape[1:] == onnx_shape and manifest["inputs"][0]["shape"] == list(onnx_shape)
+    for s in x_q:  # the bench streams the ONNX input's own bytes, in order
+        assert stream(s, manifest["inputs"][0]) == s.reshape(-1).tolist()
+    x = x_q * manifest["inputs"][0]["scale"]
+    ref = _ort(path, x)
     g = Canonicalize()(load(path))
-    y = golden.run_float_samples(g, x_q * scale)
-    if y.ndim == 5:  # the output streams NHWC too: the ONNX output's order
-        y = y.transpose(0, 1, 3, 4, 2)  # as stream() orders it (which casts to int)
-    np.testing.assert_allclose(y.reshape(ref.shape), ref, atol=1e-4)
+    y = golden.to_model(g, g.outputs[0], golden.run_float_samples(g, golden.model_samples(g, x)))
+    assert y.shape == ref.shape and np.load(out / "golden" / "outputs_q.npy").shape == ref.shape
+    np.testing.assert_allclose(y, ref, atol=1e-4)

@@ -102,10 +102,8 @@ def test_golden_matches_onnxruntime(tmp_path: Path, name: str) -> None:
     ref = _onnxruntime(path, x, name in SOFTMAX_LAST)
     y_float = np.load(out / "golden" / "outputs_float.npy")
     y = np.load(out / "golden" / "outputs.npy")
-    # golden/ holds the IR's shapes, e.g. [1, C, 1, L] for a Conv1d's [1, C, L] and [1, N, 1, 1]
-    # for a Gemm on a flattened map: the same elements in the same order (see test_golden_shapes)
-    assert y_float.size == ref.size and y.size == ref.size, (y_float.shape, ref.shape)
-    y_float, y = y_float.reshape(ref.shape), y.reshape(ref.shape)
+    # golden/ holds the model's shapes (test_golden_shapes_are_the_models)
+    assert y_float.shape == ref.shape and y.shape == ref.shape, (y_float.shape, ref.shape)
     np.testing.assert_allclose(y_float, ref, atol=1e-5, rtol=1e-4)
     scale = np.abs(ref).max()
     assert np.abs(y - ref).max() <= 0.06 * scale + 1e-6, (
@@ -125,11 +123,6 @@ def test_golden_matches_onnxruntime(tmp_path: Path, name: str) -> None:
     assert report["total"]["predicted_cycles"] > 0 and report["layers"]
 
 
-@pytest.mark.xfail(strict=True, reason="golden/ and manifest.json carry the IR's shapes, not "
-                   "the ONNX model's that README promises: a Conv1d's inputs.npy is [S, 1, C, 1, "
-                   "L] (onnxruntime refuses it) and a Gemm on a flattened map writes outputs "
-                   "[S, 1, N, 1, 1] for the model's [1, N]; pipeline.compile_model and "
-                   "report.manifest, outside this branch's remit")
 @pytest.mark.parametrize("name", ["conv1d", "opset17"])
 def test_golden_shapes_are_the_models(tmp_path: Path, name: str) -> None:
     path = _save(name, tmp_path)
@@ -143,17 +136,38 @@ def test_golden_shapes_are_the_models(tmp_path: Path, name: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["conv_map_output", "opset17", "maxpool_output",
-                                  pytest.param("gap_then_conv", marks=pytest.mark.xfail(
-                                      strict=True, reason="the output of a removed final node "
-                                      "(Flatten, Reshape, Identity, a fused Relu) takes the "
-                                      "name of that node's input: manifest.json names 'c2', "
-                                      "the ONNX output is 'y' (ir.Graph.remove_node(forward))"))])
+                                  "gap_then_conv"])
 def test_output_name(tmp_path: Path, name: str) -> None:
     """manifest.json names the graph output as the ONNX model does."""
     path = _save(name, tmp_path)
     pipeline.compile_model(path, tmp_path / "design", pipeline.Options(pe=(4, 4), samples=1))
     man = json.loads((tmp_path / "design" / "manifest.json").read_text())
     assert man["outputs"][0]["name"] == onnx.load(str(path)).graph.output[0].name
+
+
+@pytest.mark.parametrize("last", ["Relu", "BatchNormalization", "Identity", "Flatten"])
+def test_names_survive_removed_edge_nodes(tmp_path: Path, last: str) -> None:
+    """An Identity first (bypassed: its consumers read 'in') and a final node canonicalize
+    removes (a fused Relu, a folded BatchNorm, a bypassed Identity or Flatten): manifest.json
+    names the ONNX input 'in' and output 'out', golden/ has the ONNX shapes, and onnxruntime on
+    golden/inputs.npy gives golden/outputs_float.npy."""
+    n = mu.Net(7)
+    c = n.conv(n.op("Identity", ["in"], "in_copy"), "conv", 2, 3, (3,))  # a Conv1d
+    extra = [n.const("g", [1.5, 0.5, 2.0]), n.const("b", [0.1, -0.2, 0.3]),
+             n.const("mu", [0.0, 0.1, -0.1]), n.const("var", [1.0, 2.0, 0.5])] \
+        if last == "BatchNormalization" else []
+    n.op(last, [c, *extra], "out")
+    path = tmp_path / "m.onnx"
+    onnx.save(n.model([], out="out", inputs=[("in", [1, 2, 9])]), str(path))
+    out = tmp_path / "design"
+    pipeline.compile_model(path, out, pipeline.Options(pe=(4, 4), samples=2))
+    man = json.loads((out / "manifest.json").read_text())
+    assert [man["inputs"][0]["name"], man["outputs"][0]["name"]] == ["in", "out"]
+    x = np.load(out / "golden" / "inputs.npy")
+    ref = np.stack([ort.InferenceSession(str(path)).run(None, {"in": xi})[0] for xi in x])
+    y = np.load(out / "golden" / "outputs_float.npy")
+    assert x.shape == (2, 1, 2, 9) and y.shape == ref.shape == (2, *man["outputs"][0]["shape"])
+    np.testing.assert_allclose(y, ref, atol=1e-5, rtol=1e-4)
 
 
 @pytest.mark.parametrize("name", sorted(REJECTED))

@@ -79,6 +79,7 @@ class Canonicalize:
 
     def __call__(self, g: ir.Graph) -> ir.Graph:
         g = g.copy()
+        _model_io(g)
         _remove_dead(g)
         for node in _each(g, ir.Identity):
             _bypass(g, node)
@@ -94,6 +95,9 @@ class Canonicalize:
         for node in _each(g, ir.Softmax):
             if node.outputs[0] in g.outputs and not g.consumers(node.outputs[0]):
                 g.remove_node(node.name, forward=True)
+                # the output is the logits, not the model's: named so, in the model's shape
+                src = node.inputs[0]
+                g.model_io[src] = dataclasses.replace(g.model_io[src], name=src)
                 g.notes.append("final Softmax dropped from hardware: outputs are logits")
         for node in _each(g, ir.AvgPool, ir.GlobalAvgPool):
             _pool_to_conv(g, node)
@@ -140,6 +144,27 @@ def _each(g: ir.Graph, *kinds: type[ir.Op]) -> Iterator[ir.Node]:
     for name in [n.name for n in g.nodes() if isinstance(n.op, kinds)]:
         if name in g:
             yield g.node(name)
+
+
+ONE_D_NOTE = "1-D model: "  # the frontend's note: its [N, C, L] tensors are [N, C, 1, L]
+
+
+def _model_io(g: ir.Graph) -> None:
+    """Record the ONNX model's input and output (``Graph.model_io``) before anything changes
+    them: the frontend's names and shapes, a 1-D model's [N, C, 1, L] back to [N, C, L]."""
+    one_d = any(n.startswith(ONE_D_NOTE) for n in g.notes)
+    for t in (*g.inputs, *g.outputs):
+        if t not in g.model_io:
+            shape = g.tensor(t).shape
+            if one_d and len(shape) == 4 and shape[2] == 1:
+                shape = (shape[0], shape[1], shape[3])
+            g.model_io[t] = ir.ModelTensor(t, tuple(shape))
+
+
+def _then(perm: tuple[int, ...], m: ir.ModelTensor) -> ir.ModelTensor:
+    """``m`` for an IR tensor that is now ``perm`` of the one it was (new.transpose(perm) is
+    the old): model = old.transpose(m.perm) = new.transpose(perm[m.perm])."""
+    return dataclasses.replace(m, perm=tuple(perm[i] for i in m.perm) if m.perm else perm)
 
 
 def _remove_dead(g: ir.Graph) -> None:
@@ -209,6 +234,8 @@ def _transposes(g: ir.Graph) -> None:
                            f"{node.inputs[0]!r} {list(shape)}, streamed NHWC, which is the "
                            f"ONNX output {list(g.tensor(out).shape)} in its own order")
             g.remove_node(node.name, forward=True)
+            src = node.inputs[0]
+            g.model_io[src] = _then(tuple(node.op.perm), g.model_io[src])
 
 
 def _absorb_input(g: ir.Graph, x: str, readers: list[ir.Node]) -> None:
@@ -222,6 +249,7 @@ def _absorb_input(g: ir.Graph, x: str, readers: list[ir.Node]) -> None:
     source = g.producer(x)
     g.replace_node(dataclasses.replace(source, op=ir.Input(perm=tuple(perm))))
     g.set_tensor(x, shape=after)
+    g.model_io[x] = _then(tuple(int(i) for i in np.argsort(perm)), g.model_io[x])
     for r in readers:
         for c in g.consumers(r.outputs[0]):
             cn = g.node(c)
@@ -231,10 +259,10 @@ def _absorb_input(g: ir.Graph, x: str, readers: list[ir.Node]) -> None:
         g.remove_node(r.name)
         g.tensors.pop(r.outputs[0], None)
     g.notes.append(f"input {x!r}: the model's Transpose {readers[0].name!r} (perm {list(perm)}) "
-                   f"was absorbed: edgehls's input is the NCHW tensor {list(after)} (data "
-                   f"arrays, golden/inputs.npy, hold it; golden.model_samples converts data "
-                   f"of the ONNX input {list(shape)}); the hardware streams it NHWC, which is "
-                   "the ONNX input's own order: stream the same bytes")
+                   f"was absorbed: edgehls's input is the NCHW tensor {list(after)} "
+                   f"(golden/inputs.npy holds the ONNX input {list(shape)}, and "
+                   "golden.model_samples converts data in its layout); the hardware streams "
+                   "it NHWC, which is the ONNX input's own order: stream the same bytes")
 
 
 def _new_const(g: ir.Graph, name: str, value: np.ndarray) -> str:
