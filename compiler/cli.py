@@ -274,12 +274,15 @@ def cmd_simulate(a: argparse.Namespace) -> int:
     r = simulate.simulate(a.design, seed=a.seed, samples=a.samples,
                           gaps=0.0 if a.no_gaps else 0.3, waves=a.waves)
     for s in r["per_sample"]:
-        print(f"sample {s['sample']:3d}: {'PASS' if s['passed'] else 'FAIL'}  "
-              f"{s['cycles']} run cycles ({s['total_cycles']} with I/O)"
+        ran = (f"{s['cycles']} run cycles ({s['total_cycles']} with I/O)"
+               if s.get("cycles") is not None else "hung")
+        print(f"sample {s['sample']:3d}: {'PASS' if s['passed'] else 'FAIL'}  {ran}"
               + (f", {s['mismatches']} mismatches" if s["mismatches"] else "")
               + ("".join(f", {e}" for e in s["errors"])))
     exact = r["samples"] - sum(1 for s in r["per_sample"] if s["mismatches"] or s["errors"])
-    print(f"RTL vs golden: {exact}/{r['samples']} bit-exact; cycles measured {r['cycles']}, "
+    measured = (f"cycles measured {r['cycles']}" if r.get("cycles") is not None
+                else "no cycles measured (the design hung)")
+    print(f"RTL vs golden: {exact}/{r['samples']} bit-exact; {measured}, "
           f"predicted {r['predicted_cycles']} ({'match' if r['cycles_match'] else 'DIFFER'}); "
           f"{time.perf_counter() - t0:.1f} s in Icarus")
     if not r.get("layer_cycles_match", True):

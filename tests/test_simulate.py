@@ -235,7 +235,8 @@ def test_design_that_never_answers_times_out(design, capsys):
     _hang(design, "inputs", "inputs_q.npy", 6)  # the MLP reads 7
     assert cli.main(["simulate", str(design)]) == 1
     out = capsys.readouterr().out
-    assert "FAIL" in out and "no output after" in out and "0 of 4 outputs received" in out
+    assert "FAIL  hung" in out and "no output after" in out and "0 of 4 outputs received" in out
+    assert "no cycles measured (the design hung)" in out and "None" not in out
     r = json.loads((design / "sim" / "result.json").read_text())
     assert not r["passed"] and r["samples"] == 1 and r["timeouts"] == [0]
     s = r["per_sample"][0]
