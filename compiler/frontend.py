@@ -176,6 +176,11 @@ class _Builder:
         if self.one_d:
             self.g.notes.append("1-D model: every [N, C, L] tensor is taken as [N, C, 1, L] "
                                 "(Conv1d and 1-D pools run as 2-D with H = 1)")
+        for t in (x.name, out):  # as the model declares them (golden/, manifest.json)
+            shape = tuple(self.g.tensor(t).shape)
+            if self.one_d and len(shape) == 4 and shape[2] == 1:
+                shape = (shape[0], shape[1], shape[3])
+            self.g.model_io[t] = ir.ModelTensor(t, shape)
         return self.g
 
     def _unique(self, name: str) -> str:

@@ -146,19 +146,13 @@ def _each(g: ir.Graph, *kinds: type[ir.Op]) -> Iterator[ir.Node]:
             yield g.node(name)
 
 
-ONE_D_NOTE = "1-D model: "  # the frontend's note: its [N, C, L] tensors are [N, C, 1, L]
-
-
 def _model_io(g: ir.Graph) -> None:
-    """Record the ONNX model's input and output (``Graph.model_io``) before anything changes
-    them: the frontend's names and shapes, a 1-D model's [N, C, 1, L] back to [N, C, L]."""
-    one_d = any(n.startswith(ONE_D_NOTE) for n in g.notes)
+    """Record the model's input and output (``Graph.model_io``) before anything changes them,
+    where the frontend has not (it records a 1-D model's [N, C, L]): the IR's names and
+    shapes."""
     for t in (*g.inputs, *g.outputs):
         if t not in g.model_io:
-            shape = g.tensor(t).shape
-            if one_d and len(shape) == 4 and shape[2] == 1:
-                shape = (shape[0], shape[1], shape[3])
-            g.model_io[t] = ir.ModelTensor(t, tuple(shape))
+            g.model_io[t] = ir.ModelTensor(t, tuple(g.tensor(t).shape))
 
 
 def _then(perm: tuple[int, ...], m: ir.ModelTensor) -> ir.ModelTensor:
