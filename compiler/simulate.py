@@ -72,13 +72,13 @@ def simulate(design: Path, seed: int = 1, samples: int | None = None, gaps: floa
     layers_predicted = m["schedule"].get("layer_cycles")
     layers = per_sample[0].get("layer_cycles") if per_sample else None
     layers_match = all(r.get("layer_cycles") in (None, layers_predicted) for r in per_sample)
+    cycles_match = all(r["cycles"] == predicted for r in per_sample) and layers_match
     result = {
-        "passed": all(r["passed"] for r in per_sample)
-        and all(r["cycles"] == predicted for r in per_sample) and layers_match,
+        "passed": all(r["passed"] for r in per_sample) and cycles_match,
         "samples": len(per_sample),
         "mismatches": sum(r["mismatches"] for r in per_sample),
         "cycles": cycles, "predicted_cycles": predicted,
-        "cycles_match": all(r["cycles"] == predicted for r in per_sample) and layers_match,
+        "cycles_match": cycles_match,
         # measured per layer (first tile's issue to the next layer's), beside the cycle model's
         "layer_cycles": layers, "layer_cycles_predicted": layers_predicted,
         "layer_cycles_match": layers_match,
